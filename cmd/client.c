@@ -1,0 +1,74 @@
+/* How a command finds the daemon and talks to it (see command.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "config.h"
+#include "protocol.h"
+
+const char *client_stack_dir(const struct client_options *options)
+{
+	if (options->dir != NULL)
+		return options->dir;
+	const char *environment = getenv("SIGTRIG_DIR");
+	if (environment != NULL && *environment != '\0')
+		return environment;
+	return ".sigtrig";
+}
+
+void client_socket_path(const struct client_options *options, char *buf, size_t size)
+{
+	if (options->socket != NULL) {
+		snprintf(buf, size, "%s", options->socket);
+		return;
+	}
+	const char *dir = client_stack_dir(options);
+	char path[4096];
+	snprintf(path, sizeof path, "%s/sigtrig.conf", dir);
+	struct config config;
+	config_init(&config);
+	char err[512];
+	if (config_load_file(&config, path, err, sizeof err) == 0)
+		snprintf(buf, size, "%s", config.control_socket);
+	else
+		snprintf(buf, size, "%s/sigtrigd.sock", dir);
+	config_free(&config);
+}
+
+int command_fail(const char *command, const char *fmt, ...)
+{
+	char message[2048];
+	va_list args;
+	va_start(args, fmt);
+	vsnprintf(message, sizeof message, fmt, args);
+	va_end(args);
+	fprintf(stderr, "sigtrig: %s: %s\n", command, message);
+	return 1;
+}
+
+json_t *client_call(const char *command, const struct client_options *options, json_t *request)
+{
+	char socket_path[4096];
+	client_socket_path(options, socket_path, sizeof socket_path);
+	char err[1024];
+	json_t *response = protocol_call(socket_path, request, err, sizeof err);
+	if (response == NULL) {
+		command_fail(command, "%s", err);
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(response, "ok"))) {
+		const char *why = json_string_value(json_object_get(response, "error"));
+		command_fail(command, "%s", why != NULL ? why : "the daemon refused the request");
+		json_decref(response);
+		return NULL;
+	}
+	return response;
+}
+
+void client_print_json(const json_t *value)
+{
+	json_dumpf(value, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+}

@@ -1,0 +1,40 @@
+/*
+ * PostgreSQL access shared by every role: connections, the schema
+ * migrations, and small helpers over libpq. Each thread owns its own
+ * PGconn; db_ensure() reconnects one that broke.
+ */
+#ifndef SIGTRIG_DB_H
+#define SIGTRIG_DB_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+
+PGconn *db_connect(const char *url, char *err, size_t errsize);
+/* Returns a usable connection, reconnecting *conn when it is NULL or broken. */
+PGconn *db_ensure(PGconn **conn, const char *url, char *err, size_t errsize);
+
+/*
+ * Applies the migrations not yet recorded in schema_migrations, in order,
+ * each in its own transaction, under an advisory lock so that several
+ * daemons starting at once apply each one once.
+ */
+int db_migrate(PGconn *conn, char *err, size_t errsize);
+/* The highest applied migration version, or -1 on error. */
+int db_schema_version(PGconn *conn);
+
+/*
+ * Runs a parameterised query; returns the result when its status is
+ * PGRES_TUPLES_OK or PGRES_COMMAND_OK, else NULL with err filled (the
+ * result is cleared).
+ */
+PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
+		   size_t errsize);
+
+/* Rows of a result as a JSON array of objects (json/jsonb columns embedded as JSON, arrays as text). */
+json_t *db_rows_to_json(PGresult *result);
+
+/* Formats a C array of strings as a PostgreSQL text[] literal, malloc'd: {"a","b"}. */
+char *db_text_array_literal(const char *const *items, size_t count);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * Executions in PostgreSQL: PENDING (claimed by the dispatcher) ->
+ * RUNNING (a worker started it) -> SUCCEEDED or FAILED. At most one
+ * PENDING/RUNNING execution per pipeline, enforced by a partial unique
+ * index, so a claim is one INSERT ... ON CONFLICT DO NOTHING.
+ */
+#ifndef SIGTRIG_EXECUTION_STORE_H
+#define SIGTRIG_EXECUTION_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define EXECUTION_ID_LENGTH 36
+
+/* One pipeline the dispatcher wants to start, and the signals that woke it. */
+struct execution_claim {
+	const char *pipeline_id;
+	json_t *signal_ids;               /* array of strings, borrowed */
+	char execution_id[EXECUTION_ID_LENGTH + 1]; /* filled when claimed */
+	char task_id[EXECUTION_ID_LENGTH + 1];      /* filled by the caller before the claim */
+	bool claimed;                     /* false: the pipeline already had a live execution */
+};
+
+/*
+ * Claims every pipeline of the batch in one statement: inserts a PENDING
+ * execution for each that has no PENDING/RUNNING one, and marks the rest
+ * unclaimed. Returns 0, or -1 with err filled (nothing claimed).
+ */
+int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t count, char *err,
+			  size_t errsize);
+
+/*
+ * PENDING -> RUNNING. Returns 1 when this call started it, 0 when it was
+ * not PENDING (already running or finished: the task is a duplicate), -1
+ * on error.
+ */
+int execution_store_start(PGconn *conn, const char *execution_id, char *err, size_t errsize);
+
+/* RUNNING -> SUCCEEDED/FAILED with the result and error text. */
+int execution_store_finish(PGconn *conn, const char *execution_id, bool succeeded, const json_t *result,
+			   const char *error, char *err, size_t errsize);
+
+/* Newest first; pipeline_id and status may be NULL. */
+json_t *execution_store_list(PGconn *conn, const char *pipeline_id, const char *status, int limit,
+			     char *err, size_t errsize);
+json_t *execution_store_show(PGconn *conn, const char *id, char *err, size_t errsize);
+
+#endif

@@ -1,0 +1,19 @@
+/* Clocks and time formats shared by the daemon and the tools. */
+#ifndef SIGTRIG_TIMEUTIL_H
+#define SIGTRIG_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall clock, seconds since the epoch with microsecond resolution. */
+double time_now_seconds(void);
+/* Monotonic clock in milliseconds, for timeouts and durations. */
+int64_t time_monotonic_ms(void);
+/* "2026-11-25T10:32:16.123456Z" into buf. */
+void time_format_iso8601(double epoch_seconds, char *buf, size_t size);
+/* Celery's date_done: naive UTC with microseconds, no zone suffix. */
+void time_format_celery(double epoch_seconds, char *buf, size_t size);
+/* Sleeps, returning early (0) when *stop becomes non-zero; checked every 50 ms. */
+void time_sleep_ms_unless(int64_t ms, volatile int *stop);
+
+#endif
