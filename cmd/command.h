@@ -48,6 +48,10 @@ void client_socket_path(const struct client_options *options, char *buf, size_t 
  */
 json_t *client_call(const char *command, const struct client_options *options, json_t *request);
 
+/* Runs argv[1] from a table of subcommands ("pipelines add"); usage and exit 2 when unknown. */
+int command_run_subcommand(const char *command, const struct command_entry *subcommands, size_t count,
+			   int argc, char **argv);
+
 /* Prints a JSON value, indented, on stdout. */
 void client_print_json(const json_t *value);
 

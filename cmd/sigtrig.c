@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autoconfig.h"
 #include "command.h"
 #include "config.h"
 

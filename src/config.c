@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <librdkafka/rdkafka.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -163,9 +164,19 @@ int config_set(struct config *config, const char *key, const char *value, char *
 	int index = key_index(key);
 	if (index >= 0)
 		return parse_value(index, value, field_of(config, index), err, errsize);
-	/* Properties librdkafka knows are checked by librdkafka when the client is made. */
-	if (strncmp(key, "kafka.", 6) == 0 && strchr(key + 6, '.') != NULL)
+	/* Any other kafka.<property> goes to librdkafka, which checks name and value now,
+	 * so a typo is reported with its line, not when the first client is made. */
+	if (strncmp(key, "kafka.", 6) == 0) {
+		rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+		char reason[256];
+		rd_kafka_conf_res_t result = rd_kafka_conf_set(scratch, key + 6, value, reason, sizeof reason);
+		rd_kafka_conf_destroy(scratch);
+		if (result != RD_KAFKA_CONF_OK) {
+			snprintf(err, errsize, "%s: %s", key, reason);
+			return -1;
+		}
 		return set_kafka_property(config, key + 6, value, err, errsize);
+	}
 	snprintf(err, errsize, "unknown key '%s'", key);
 	return -1;
 }
@@ -268,12 +279,35 @@ const char *config_get_text(const struct config *config, const char *key, char *
 	return buf;
 }
 
-void config_redact_url(const char *url, char *buf, size_t size)
+/* Replaces text[start, end) with "***"; returns the new malloc'd text (the old one is freed). */
+static char *mask_span(char *text, size_t start, size_t end)
 {
-	snprintf(buf, size, "%s", url);
-	/* URI form: scheme://user:password@host — mask between the first ':' after
-	 * "//" and the last '@' of the authority. */
-	char *authority = strstr(buf, "://");
+	size_t length = strlen(text);
+	char *masked = malloc(length - (end - start) + 4);
+	if (masked == NULL) {
+		free(text);
+		return NULL;
+	}
+	memcpy(masked, text, start);
+	memcpy(masked + start, "***", 3);
+	memcpy(masked + start + 3, text + end, length - end + 1);
+	free(text);
+	return masked;
+}
+
+/*
+ * Masks every password in a URL or libpq keyword string. Works on a full
+ * copy and only then cuts to the caller's buffer, so no part of a password
+ * can survive truncation.
+ */
+static char *redact(const char *url)
+{
+	char *text = strdup(url);
+	if (text == NULL)
+		return NULL;
+	/* URI form: scheme://user:password@host: mask between the first ':' of the
+	 * authority and its last '@'. */
+	char *authority = strstr(text, "://");
 	if (authority != NULL) {
 		authority += 3;
 		char *end = authority + strcspn(authority, "/?#");
@@ -282,21 +316,28 @@ void config_redact_url(const char *url, char *buf, size_t size)
 			if (*c == '@')
 				at = c;
 		char *colon = at != NULL ? memchr(authority, ':', (size_t)(at - authority)) : NULL;
-		if (colon != NULL) {
-			char rest[1024];
-			snprintf(rest, sizeof rest, "%s", at);
-			snprintf(colon + 1, size - (size_t)(colon + 1 - buf), "***%s", rest);
-		}
+		if (colon != NULL)
+			text = mask_span(text, (size_t)(colon + 1 - text), (size_t)(at - text));
 	}
 	/* keyword form or query parameter: password=secret */
-	char *password = strstr(buf, "password=");
-	if (password != NULL) {
-		char *value = password + strlen("password=");
-		char *end = value + strcspn(value, " &");
-		char rest[1024];
-		snprintf(rest, sizeof rest, "%s", end);
-		snprintf(value, size - (size_t)(value - buf), "***%s", rest);
+	size_t from = 0;
+	char *password;
+	while (text != NULL && (password = strstr(text + from, "password=")) != NULL) {
+		size_t value = (size_t)(password - text) + strlen("password=");
+		size_t length = strcspn(text + value, " &");
+		text = mask_span(text, value, value + length);
+		from = value + 3;
 	}
+	return text;
+}
+
+void config_redact_url(const char *url, char *buf, size_t size)
+{
+	if (size == 0)
+		return;
+	char *redacted = redact(url);
+	snprintf(buf, size, "%s", redacted != NULL ? redacted : "***");
+	free(redacted);
 }
 
 json_t *config_to_json(const struct config *config)

@@ -17,6 +17,7 @@
 /* One pipeline the dispatcher wants to start, and the signals that woke it. */
 struct execution_claim {
 	const char *pipeline_id;
+	const char *triggered_by;         /* "signal" (NULL) or "schedule" */
 	json_t *signal_ids;               /* array of strings, borrowed */
 	char execution_id[EXECUTION_ID_LENGTH + 1]; /* filled when claimed */
 	char task_id[EXECUTION_ID_LENGTH + 1];      /* filled by the caller before the claim */
@@ -42,9 +43,9 @@ int execution_store_start(PGconn *conn, const char *execution_id, char *err, siz
 int execution_store_finish(PGconn *conn, const char *execution_id, bool succeeded, const json_t *result,
 			   const char *error, char *err, size_t errsize);
 
-/* Newest first; pipeline_id and status may be NULL. */
-json_t *execution_store_list(PGconn *conn, const char *pipeline_id, const char *status, int limit,
-			     char *err, size_t errsize);
+/* Newest first; pipeline_id, status and signal_id (one of the triggering signals) may be NULL. */
+json_t *execution_store_list(PGconn *conn, const char *pipeline_id, const char *status,
+			     const char *signal_id, int limit, char *err, size_t errsize);
 json_t *execution_store_show(PGconn *conn, const char *id, char *err, size_t errsize);
 
 #endif

@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -186,11 +187,17 @@ int options_parse(const struct command_usage *usage, const struct option_spec *o
 			break;
 		}
 		if (code == '?' || code == ':') {
+			/* For a long option getopt sets optopt to its table value, not a
+			 * character: name it by the argument as typed. */
+			bool short_option = optopt > 0 && optopt < 128 && isalnum(optopt);
 			if (code == ':')
 				fprintf(stderr, "sigtrig: %s: option %s needs a value\n", usage->command,
 					argv[optind - 1]);
-			else if (optopt != 0)
+			else if (short_option)
 				fprintf(stderr, "sigtrig: %s: unknown option -%c\n", usage->command, optopt);
+			else if (optopt >= 256)
+				fprintf(stderr, "sigtrig: %s: option %s takes no value\n", usage->command,
+					argv[optind - 1]);
 			else
 				fprintf(stderr, "sigtrig: %s: unknown option %s\n", usage->command,
 					argv[optind - 1]);

@@ -32,6 +32,10 @@ int line_reader_next(struct line_reader *reader, char **line, size_t *length)
 	for (;;) {
 		char *newline = reader->buffer != NULL ? find_newline(reader) : NULL;
 		if (newline != NULL) {
+			if ((size_t)(newline - (reader->buffer + reader->consumed)) > PROTOCOL_MAX_LINE) {
+				errno = EMSGSIZE;
+				return -1;
+			}
 			*newline = '\0';
 			*line = reader->buffer + reader->consumed;
 			*length = (size_t)(newline - *line);

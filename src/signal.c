@@ -67,7 +67,7 @@ void signal_free(struct signal *signal)
 }
 
 /* Printable ASCII without spaces: covers AAPL, BRK.B, ^GSPC, EURUSD=X, BTC-USD. */
-static int ticker_is_valid(const char *ticker)
+int signal_ticker_is_valid(const char *ticker)
 {
 	size_t length = strlen(ticker);
 	if (length == 0 || length > SIGNAL_TICKER_MAX)
@@ -109,7 +109,7 @@ static int parse_ticker(const json_t *entry, size_t index, struct signal_ticker 
 	snprintf(field, sizeof field, "tickers[%zu].ticker", index);
 	if (name == NULL || !json_is_string(name))
 		return fail(error, field, name == NULL ? "is required" : "must be a string");
-	if (!ticker_is_valid(json_string_value(name)) ||
+	if (!signal_ticker_is_valid(json_string_value(name)) ||
 	    strlen(json_string_value(name)) != json_string_length(name))
 		return fail(error, field, "must be 1-%d printable characters without spaces",
 			    SIGNAL_TICKER_MAX);

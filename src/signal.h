@@ -66,6 +66,9 @@ int signal_init_single(struct signal *signal, const char *signal_type, const cha
 
 void signal_free(struct signal *signal);
 
+/* 1-32 printable ASCII characters without spaces (AAPL, BRK.B, ^GSPC, EURUSD=X). */
+int signal_ticker_is_valid(const char *ticker);
+
 /* "field: reason" into buf. */
 void signal_error_format(const struct signal_error *error, char *buf, size_t size);
 

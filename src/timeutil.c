@@ -42,7 +42,7 @@ void time_format_celery(double epoch_seconds, char *buf, size_t size)
 	format_utc(epoch_seconds, "", buf, size);
 }
 
-void time_sleep_ms_unless(int64_t ms, volatile int *stop)
+void time_sleep_ms_unless(int64_t ms, const volatile int *stop)
 {
 	while (ms > 0 && !*stop) {
 		int64_t step = ms < 50 ? ms : 50;

@@ -14,6 +14,6 @@ void time_format_iso8601(double epoch_seconds, char *buf, size_t size);
 /* Celery's date_done: naive UTC with microseconds, no zone suffix. */
 void time_format_celery(double epoch_seconds, char *buf, size_t size);
 /* Sleeps, returning early (0) when *stop becomes non-zero; checked every 50 ms. */
-void time_sleep_ms_unless(int64_t ms, volatile int *stop);
+void time_sleep_ms_unless(int64_t ms, const volatile int *stop);
 
 #endif

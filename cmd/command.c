@@ -72,3 +72,20 @@ void client_print_json(const json_t *value)
 	json_dumpf(value, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
 }
+
+int command_run_subcommand(const char *command, const struct command_entry *subcommands, size_t count,
+			   int argc, char **argv)
+{
+	if (argc >= 2) {
+		for (size_t i = 0; i < count; i++)
+			if (strcmp(argv[1], subcommands[i].name) == 0)
+				return subcommands[i].run(argc - 1, argv + 1);
+	}
+	FILE *out = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) ? stdout : stderr;
+	if (argc >= 2 && out == stderr)
+		fprintf(stderr, "sigtrig: %s: '%s' is not a subcommand\n", command, argv[1]);
+	fprintf(out, "usage: sigtrig %s <subcommand> [<args>]\n\nsubcommands:\n", command);
+	for (size_t i = 0; i < count; i++)
+		fprintf(out, "   %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+	return out == stdout ? 0 : 2;
+}

@@ -1,0 +1,40 @@
+#!/bin/sh
+# The whole test suite, as CI runs it: installs what is missing (Debian 12,
+# as root), then builds warning-free, runs every Check suite against real
+# PostgreSQL, Redis and Kafka (mock broker) servers that the suites start
+# themselves, repeats it under ASan+UBSan, runs cppcheck, and make distcheck.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+if [ "$(id -u)" = 0 ]; then
+	"$top/scripts/setup-debian.sh"
+fi
+
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_suite() {
+	dir=$1; shift
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	(cd "$dir" && "$top/configure" -q --enable-werror "$@" && make -j"$jobs" >/dev/null &&
+		if ! make -j1 check; then
+			cat tests/*.log 2>/dev/null | tail -200
+			exit 1
+		fi)
+}
+
+echo "== build and test (-Werror)"
+run_suite "$top/build/check"
+echo "== build and test under AddressSanitizer and UndefinedBehaviorSanitizer"
+ASAN_OPTIONS=detect_leaks=0 run_suite "$top/build/sanitizers" --enable-sanitizers
+
+echo "== cppcheck"
+cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
+	--inline-suppr --std=c11 -D__GNUC__ --include=/usr/include/jansson.h -I src -I daemon -I cmd \
+	--suppress=missingIncludeSystem src daemon cmd tui
+
+echo "== make distcheck"
+(cd "$top/build/check" && make -j"$jobs" distcheck >/dev/null)
+echo "all checks passed"

@@ -1,0 +1,22 @@
+/*
+ * Standard base64 (RFC 4648 section 4, with '=' padding): the encoding of
+ * a Celery envelope's body. The decoder is strict, so a corrupted body is
+ * reported instead of being decoded into garbage.
+ */
+#ifndef SIGTRIG_BASE64_H
+#define SIGTRIG_BASE64_H
+
+#include <stddef.h>
+
+/* The text of `length` bytes, NUL-terminated, malloc'd; NULL when out of memory. */
+char *base64_encode(const void *data, size_t length);
+
+/*
+ * Decodes `length` characters of text. Fills *data (malloc'd, with a NUL
+ * after the last byte so JSON text can be used as a string) and *decoded
+ * length. Returns 0, or -1 with err naming the offending position.
+ */
+int base64_decode(const char *text, size_t length, unsigned char **data, size_t *decoded_length,
+		  char *err, size_t errsize);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * The dispatcher's batching rules and batch matching, as pure functions
+ * over plain data so that they are tested without any server.
+ */
+#ifndef SIGTRIG_BATCH_H
+#define SIGTRIG_BATCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pipeline_index.h"
+#include "signal.h"
+
+struct batch_policy {
+	size_t max_signals; /* flush when the batch holds this many */
+	int64_t max_wait_ms; /* ... or when its first signal is this old */
+};
+
+/* Whether a batch of `count` signals, the first taken at first_ms, is due at now_ms. */
+bool batch_is_due(const struct batch_policy *policy, size_t count, int64_t first_ms, int64_t now_ms);
+/* How long the consumer may wait for more before the batch is due (0 when due; -1 when empty). */
+int64_t batch_wait_ms(const struct batch_policy *policy, size_t count, int64_t first_ms, int64_t now_ms);
+
+/* One matched pipeline of a batch: every signal of the batch that woke it. */
+struct batch_match {
+	size_t position;        /* in the index */
+	const struct pipeline *pipeline;
+	json_t *signal_ids;     /* array of signal ids, in arrival order, no duplicates */
+	json_t *tickers;        /* array of matched tickers, no duplicates */
+};
+
+/*
+ * Matches every signal of a batch against the index. Each pipeline appears
+ * once, however many signals or tickers matched it. Returns the number of
+ * matches (*matches malloc'd; free with batch_matches_free), or -1.
+ */
+long batch_match_signals(const struct pipeline_index *index, const struct signal *signals, size_t count,
+			 struct batch_match **matches);
+void batch_matches_free(struct batch_match *matches, size_t count);
+
+#endif

@@ -1,0 +1,200 @@
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrations.h"
+
+/* Any fixed number: the key of the advisory lock that serialises migrations. */
+#define MIGRATION_LOCK_KEY "7311042291"
+
+static void copy_error(const char *what, const char *message, char *err, size_t errsize)
+{
+	snprintf(err, errsize, "%s: %s", what, message);
+	/* libpq messages end with a newline; a log line should not. */
+	size_t length = strlen(err);
+	while (length > 0 && (err[length - 1] == '\n' || err[length - 1] == ' '))
+		err[--length] = '\0';
+}
+
+PGconn *db_connect(const char *url, char *err, size_t errsize)
+{
+	/* connect_timeout bounds an unreachable server; the URL may override it. */
+	const char *keywords[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *values[] = { "5", "sigtrig", url, NULL };
+	PGconn *conn = PQconnectdbParams(keywords, values, 1);
+	if (conn == NULL) {
+		snprintf(err, errsize, "postgres: out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		copy_error("postgres", PQerrorMessage(conn), err, errsize);
+		PQfinish(conn);
+		return NULL;
+	}
+	PGresult *result = PQexec(conn, "SET client_min_messages = warning");
+	PQclear(result);
+	return conn;
+}
+
+PGconn *db_ensure(PGconn **conn, const char *url, char *err, size_t errsize)
+{
+	if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK)
+		return *conn;
+	if (*conn != NULL) {
+		PQfinish(*conn);
+		*conn = NULL;
+	}
+	*conn = db_connect(url, err, errsize);
+	return *conn;
+}
+
+PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
+		   size_t errsize)
+{
+	PGresult *result = PQexecParams(conn, sql, count, NULL, values, NULL, NULL, 0);
+	ExecStatusType status = PQresultStatus(result);
+	if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+		return result;
+	copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err,
+		   errsize);
+	PQclear(result);
+	return NULL;
+}
+
+/* Simple-query protocol: the only one that runs several statements in one string. */
+static int exec_simple(PGconn *conn, const char *sql, char *err, size_t errsize)
+{
+	PGresult *result = PQexec(conn, sql);
+	ExecStatusType status = PQresultStatus(result);
+	int ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+	if (!ok)
+		copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err,
+			   errsize);
+	PQclear(result);
+	return ok ? 0 : -1;
+}
+
+int db_schema_version(PGconn *conn)
+{
+	char err[256];
+	PGresult *result = db_query(conn,
+				    "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL,
+				    err, sizeof err);
+	if (result == NULL)
+		return -1;
+	int version = atoi(PQgetvalue(result, 0, 0));
+	PQclear(result);
+	return version;
+}
+
+int db_migrate(PGconn *conn, char *err, size_t errsize)
+{
+	if (exec_simple(conn,
+			"CREATE TABLE IF NOT EXISTS schema_migrations ("
+			" version integer PRIMARY KEY, name text NOT NULL,"
+			" applied_at timestamptz NOT NULL DEFAULT now())",
+			err, errsize) != 0)
+		return -1;
+	if (exec_simple(conn, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err, errsize) != 0)
+		return -1;
+	int status = 0;
+	int current = db_schema_version(conn);
+	size_t count;
+	const struct migration *migrations = migrations_list(&count);
+	for (size_t i = 0; i < count && status == 0; i++) {
+		if (migrations[i].version <= current)
+			continue;
+		char version[16];
+		snprintf(version, sizeof version, "%d", migrations[i].version);
+		const char *values[] = { version, migrations[i].name };
+		char reason[512];
+		if (exec_simple(conn, "BEGIN", reason, sizeof reason) != 0 ||
+		    exec_simple(conn, migrations[i].sql, reason, sizeof reason) != 0) {
+			snprintf(err, errsize, "migration %d (%s): %s", migrations[i].version,
+				 migrations[i].name, reason);
+			PQclear(PQexec(conn, "ROLLBACK"));
+			status = -1;
+			break;
+		}
+		PGresult *recorded = db_query(conn,
+					      "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+					      2, values, reason, sizeof reason);
+		PQclear(recorded);
+		if (recorded == NULL || exec_simple(conn, "COMMIT", reason, sizeof reason) != 0) {
+			snprintf(err, errsize, "migration %d: %s", migrations[i].version, reason);
+			PQclear(PQexec(conn, "ROLLBACK"));
+			status = -1;
+		}
+	}
+	char unlock_err[256];
+	exec_simple(conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")", unlock_err, sizeof unlock_err);
+	return status;
+}
+
+static json_t *cell_to_json(PGresult *result, int row, int column)
+{
+	if (PQgetisnull(result, row, column))
+		return json_null();
+	const char *text = PQgetvalue(result, row, column);
+	Oid type = PQftype(result, column);
+	/* Built-in type oids: bool 16, int8 20, int2 21, int4 23, json 114, float8 701, jsonb 3802, numeric 1700. */
+	switch (type) {
+	case 16:
+		return json_boolean(text[0] == 't');
+	case 20:
+	case 21:
+	case 23:
+		return json_integer(strtoll(text, NULL, 10));
+	case 701:
+	case 1700:
+		return json_real(strtod(text, NULL));
+	case 114:
+	case 3802: {
+		json_t *value = json_loads(text, JSON_DECODE_ANY, NULL);
+		return value != NULL ? value : json_string(text);
+	}
+	default:
+		return json_string(text);
+	}
+}
+
+json_t *db_rows_to_json(PGresult *result)
+{
+	json_t *rows = json_array();
+	int columns = PQnfields(result);
+	for (int row = 0; row < PQntuples(result); row++) {
+		json_t *object = json_object();
+		for (int column = 0; column < columns; column++)
+			json_object_set_new(object, PQfname(result, column), cell_to_json(result, row, column));
+		json_array_append_new(rows, object);
+	}
+	return rows;
+}
+
+char *db_text_array_literal(const char *const *items, size_t count)
+{
+	size_t capacity = 3;
+	for (size_t i = 0; i < count; i++)
+		capacity += 2 * strlen(items[i]) + 3;
+	char *text = malloc(capacity);
+	if (text == NULL)
+		return NULL;
+	size_t used = 0;
+	text[used++] = '{';
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			text[used++] = ',';
+		text[used++] = '"';
+		for (const char *c = items[i]; *c != '\0'; c++) {
+			if (*c == '"' || *c == '\\')
+				text[used++] = '\\';
+			text[used++] = *c;
+		}
+		text[used++] = '"';
+	}
+	text[used++] = '}';
+	text[used] = '\0';
+	return text;
+}

@@ -1,0 +1,628 @@
+/* The Celery wire format: envelopes, bodies, results, redelivery (CELERY_WIRE.md). */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "celery.h"
+
+/* The two envelopes of CELERY_WIRE.md section 7, as redis-cli pushed them to a stock worker. */
+static const char wire_full_envelope[] =
+	"{\"body\": \"W1tdLCB7InBpcGVsaW5lX2lkIjogInAxIiwgInRyaWdnZXJlZF9ieV9zaWduYWwiOiB0cnVlLCAic2lnbmFsX2lkcyI6IFsiczEiXX0sIHsiY2FsbGJhY2tzIjogbnVsbCwgImVycmJhY2tzIjogbnVsbCwgImNoYWluIjogbnVsbCwgImNob3JkIjogbnVsbH1d\", "
+	"\"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", \"headers\": {\"lang\": \"py\", "
+	"\"task\": \"app.orchestration.tasks.execute_pipeline\", \"id\": \"0b0c7a3e-5f43-4c57-9d1e-3f1f6a2b9c01\", "
+	"\"shadow\": null, \"eta\": null, \"expires\": null, \"group\": null, \"group_index\": null, \"retries\": 0, "
+	"\"timelimit\": [null, null], \"root_id\": \"0b0c7a3e-5f43-4c57-9d1e-3f1f6a2b9c01\", \"parent_id\": null, "
+	"\"argsrepr\": \"()\", \"kwargsrepr\": \"{'pipeline_id': 'p1', 'triggered_by_signal': True, 'signal_ids': ['s1']}\", "
+	"\"origin\": \"redis-cli@localhost\", \"ignore_result\": false}, \"properties\": {\"correlation_id\": "
+	"\"0b0c7a3e-5f43-4c57-9d1e-3f1f6a2b9c01\", \"reply_to\": \"\", \"delivery_mode\": 2, \"delivery_info\": "
+	"{\"exchange\": \"\", \"routing_key\": \"celery\"}, \"priority\": 0, \"body_encoding\": \"base64\", "
+	"\"delivery_tag\": \"6f1d2c0e-8b7a-4e59-a3c4-1d2e3f4a5b60\"}}";
+
+static const char wire_minimal_envelope[] =
+	"{\"body\": \"W1tdLCB7InBpcGVsaW5lX2lkIjogInAyIiwgInRyaWdnZXJlZF9ieV9zaWduYWwiOiB0cnVlLCAic2lnbmFsX2lkcyI6IFsiczIiXX0sIHt9XQ==\", "
+	"\"content-type\": \"application/json\", \"content-encoding\": \"utf-8\", \"headers\": {\"task\": "
+	"\"app.orchestration.tasks.execute_pipeline\", \"id\": \"0b0c7a3e-5f43-4c57-9d1e-3f1f6a2b9c02\"}, "
+	"\"properties\": {\"body_encoding\": \"base64\", \"delivery_tag\": \"6f1d2c0e-8b7a-4e59-a3c4-1d2e3f4a5b61\", "
+	"\"delivery_info\": {\"exchange\": \"\", \"routing_key\": \"celery\"}}}";
+
+static const char expected_body[] =
+	"[[],{\"pipeline_id\":\"p1\",\"triggered_by_signal\":true,\"signal_ids\":[\"s1\"]},"
+	"{\"callbacks\":null,\"errbacks\":null,\"chain\":null,\"chord\":null}]";
+
+static json_t *sample_kwargs(void)
+{
+	return json_pack("{s:s, s:b, s:[s]}", "pipeline_id", "p1", "triggered_by_signal", 1,
+			 "signal_ids", "s1");
+}
+
+static char *build_sample(void)
+{
+	json_t *kwargs = sample_kwargs();
+	struct celery_message message = {
+		.task_name = CELERY_TASK_EXECUTE_PIPELINE,
+		.task_id = "588dc0ce-c5a7-4603-9fa7-309a510baf8c",
+		.delivery_tag = "ffb00710-666e-48e4-9f1e-77875f6d604d",
+		.queue = "celery",
+		.kwargs = kwargs,
+	};
+	char err[256];
+	char *text = celery_envelope_build(&message, err, sizeof err);
+	ck_assert_msg(text != NULL, "%s", err);
+	json_decref(kwargs);
+	return text;
+}
+
+/* ---- base64 ---- */
+
+START_TEST(test_base64_matches_rfc4648_vectors)
+{
+	static const char *const vectors[][2] = {
+		{ "", "" },		{ "f", "Zg==" },	 { "fo", "Zm8=" },
+		{ "foo", "Zm9v" },	{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" },
+	};
+	for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+		char *encoded = base64_encode(vectors[i][0], strlen(vectors[i][0]));
+		ck_assert_str_eq(encoded, vectors[i][1]);
+		free(encoded);
+		unsigned char *decoded;
+		size_t length;
+		char err[128];
+		ck_assert_int_eq(base64_decode(vectors[i][1], strlen(vectors[i][1]), &decoded, &length,
+					       err, sizeof err),
+				 0);
+		ck_assert_uint_eq(length, strlen(vectors[i][0]));
+		ck_assert_str_eq((char *)decoded, vectors[i][0]);
+		free(decoded);
+	}
+}
+END_TEST
+
+START_TEST(test_base64_round_trips_every_byte)
+{
+	unsigned char bytes[256];
+	for (int i = 0; i < 256; i++)
+		bytes[i] = (unsigned char)i;
+	char *encoded = base64_encode(bytes, sizeof bytes);
+	unsigned char *decoded;
+	size_t length;
+	char err[128];
+	ck_assert_int_eq(base64_decode(encoded, strlen(encoded), &decoded, &length, err, sizeof err), 0);
+	ck_assert_uint_eq(length, sizeof bytes);
+	ck_assert(memcmp(decoded, bytes, sizeof bytes) == 0);
+	free(encoded);
+	free(decoded);
+}
+END_TEST
+
+START_TEST(test_base64_rejects_bad_text)
+{
+	static const char *const bad[] = { "Zg=", "Zm9v!A==", "Zg==Zm8=", "Z===", "Zm9vYmFy\n" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		unsigned char *decoded;
+		size_t length;
+		char err[128] = "";
+		ck_assert_msg(base64_decode(bad[i], strlen(bad[i]), &decoded, &length, err, sizeof err) == -1,
+			      "accepted '%s'", bad[i]);
+		ck_assert_ptr_null(decoded);
+		ck_assert(strstr(err, "base64") != NULL);
+	}
+}
+END_TEST
+
+/* ---- building ---- */
+
+START_TEST(test_envelope_body_is_args_kwargs_embed)
+{
+	char *text = build_sample();
+	json_t *envelope = json_loads(text, 0, NULL);
+	const char *body = json_string_value(json_object_get(envelope, "body"));
+	unsigned char *decoded;
+	size_t length;
+	char err[128];
+	ck_assert_int_eq(base64_decode(body, strlen(body), &decoded, &length, err, sizeof err), 0);
+	ck_assert_str_eq((char *)decoded, expected_body);
+	free(decoded);
+	json_decref(envelope);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_envelope_has_python_headers_and_properties)
+{
+	char *text = build_sample();
+	json_t *envelope = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(envelope);
+	/* The key order Python writes: tools that show raw messages show the same thing. */
+	static const char *const top_keys[] = { "body", "content-encoding", "content-type", "headers",
+						"properties" };
+	static const char *const header_keys[] = { "lang", "task", "id", "shadow", "eta", "expires",
+						   "group", "group_index", "retries", "timelimit",
+						   "root_id", "parent_id", "argsrepr", "kwargsrepr",
+						   "origin", "ignore_result" };
+	static const char *const property_keys[] = { "correlation_id", "reply_to", "delivery_mode",
+						     "delivery_info", "priority", "body_encoding",
+						     "delivery_tag" };
+	const char *key;
+	json_t *value;
+	size_t i = 0;
+	json_object_foreach(envelope, key, value)
+		ck_assert_str_eq(key, top_keys[i++]);
+	ck_assert_uint_eq(i, 5);
+	json_t *headers = json_object_get(envelope, "headers");
+	i = 0;
+	json_object_foreach(headers, key, value)
+		ck_assert_str_eq(key, header_keys[i++]);
+	ck_assert_uint_eq(i, sizeof header_keys / sizeof header_keys[0]);
+	json_t *properties = json_object_get(envelope, "properties");
+	i = 0;
+	json_object_foreach(properties, key, value)
+		ck_assert_str_eq(key, property_keys[i++]);
+	ck_assert_uint_eq(i, sizeof property_keys / sizeof property_keys[0]);
+
+	ck_assert_str_eq(json_string_value(json_object_get(envelope, "content-type")), "application/json");
+	ck_assert_str_eq(json_string_value(json_object_get(envelope, "content-encoding")), "utf-8");
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "task")), CELERY_TASK_EXECUTE_PIPELINE);
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "id")),
+			 "588dc0ce-c5a7-4603-9fa7-309a510baf8c");
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "root_id")),
+			 "588dc0ce-c5a7-4603-9fa7-309a510baf8c");
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "argsrepr")), "()");
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "kwargsrepr")),
+			 "{'pipeline_id': 'p1', 'triggered_by_signal': True, 'signal_ids': ['s1']}");
+	ck_assert(strncmp(json_string_value(json_object_get(headers, "origin")), "sigtrig@", 8) == 0);
+	ck_assert(json_is_false(json_object_get(headers, "ignore_result")));
+	ck_assert_int_eq(json_integer_value(json_object_get(headers, "retries")), 0);
+	json_t *no_time_limits = json_pack("[n,n]");
+	ck_assert(json_equal(json_object_get(headers, "timelimit"), no_time_limits));
+	json_decref(no_time_limits);
+	ck_assert(json_is_null(json_object_get(headers, "parent_id")));
+
+	ck_assert_str_eq(json_string_value(json_object_get(properties, "correlation_id")),
+			 "588dc0ce-c5a7-4603-9fa7-309a510baf8c");
+	ck_assert_str_eq(json_string_value(json_object_get(properties, "reply_to")), "");
+	ck_assert_int_eq(json_integer_value(json_object_get(properties, "delivery_mode")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(properties, "priority")), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(properties, "body_encoding")), "base64");
+	ck_assert_str_eq(json_string_value(json_object_get(properties, "delivery_tag")),
+			 "ffb00710-666e-48e4-9f1e-77875f6d604d");
+	json_t *delivery_info = json_object_get(properties, "delivery_info");
+	ck_assert_str_eq(json_string_value(json_object_get(delivery_info, "exchange")), "");
+	ck_assert_str_eq(json_string_value(json_object_get(delivery_info, "routing_key")), "celery");
+	json_decref(envelope);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_envelope_round_trips_through_parse)
+{
+	char *text = build_sample();
+	struct celery_task task;
+	char err[256];
+	ck_assert_msg(celery_envelope_parse(text, strlen(text), &task, err, sizeof err) == 0, "%s", err);
+	ck_assert_str_eq(task.task_name, CELERY_TASK_EXECUTE_PIPELINE);
+	ck_assert_str_eq(task.task_id, "588dc0ce-c5a7-4603-9fa7-309a510baf8c");
+	ck_assert_str_eq(task.delivery_tag, "ffb00710-666e-48e4-9f1e-77875f6d604d");
+	ck_assert_str_eq(task.exchange, "");
+	ck_assert_str_eq(task.routing_key, "celery");
+	ck_assert_str_eq(task.text, text);
+	ck_assert_uint_eq(task.length, strlen(text));
+	ck_assert(!task.redelivered);
+	json_t *kwargs = sample_kwargs();
+	ck_assert(json_equal(task.kwargs, kwargs));
+	ck_assert_uint_eq(json_array_size(task.args), 0);
+	json_t *embed = json_pack("{s:n, s:n, s:n, s:n}", "callbacks", "errbacks", "chain", "chord");
+	ck_assert(json_equal(task.embed, embed));
+	json_decref(embed);
+	json_decref(kwargs);
+	celery_task_free(&task);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_execute_pipeline_task_keeps_given_task_id)
+{
+	json_t *signal_ids = json_pack("[s, s]", "s1", "s2");
+	char task_id[CELERY_ID_SIZE] = "11111111-2222-3333-4444-555555555555";
+	char err[256];
+	char *text = celery_execute_pipeline_task("p1", signal_ids, "e1", "celery", task_id, err,
+						  sizeof err);
+	ck_assert_msg(text != NULL, "%s", err);
+	struct celery_task task;
+	ck_assert_int_eq(celery_envelope_parse(text, strlen(text), &task, err, sizeof err), 0);
+	ck_assert_str_eq(task.task_id, "11111111-2222-3333-4444-555555555555");
+	ck_assert_str_eq(task.task_name, CELERY_TASK_EXECUTE_PIPELINE);
+	ck_assert_uint_eq(strlen(task.delivery_tag), 36);
+	json_t *expected = json_pack("{s:s, s:b, s:O, s:s}", "pipeline_id", "p1", "triggered_by_signal", 1,
+				     "signal_ids", signal_ids, "execution_id", "e1");
+	ck_assert(json_equal(task.kwargs, expected));
+	json_decref(expected);
+	celery_task_free(&task);
+	free(text);
+	json_decref(signal_ids);
+}
+END_TEST
+
+START_TEST(test_execute_pipeline_task_fills_empty_task_id)
+{
+	char task_id[CELERY_ID_SIZE] = "";
+	char err[256];
+	char *first = celery_execute_pipeline_task("p1", NULL, "e1", "celery", task_id, err, sizeof err);
+	ck_assert_ptr_nonnull(first);
+	ck_assert_uint_eq(strlen(task_id), 36);
+	char second_id[CELERY_ID_SIZE] = "";
+	char *second = celery_execute_pipeline_task("p1", NULL, "e1", "celery", second_id, err, sizeof err);
+	ck_assert_str_ne(task_id, second_id);
+	free(first);
+	free(second);
+}
+END_TEST
+
+START_TEST(test_build_names_missing_field)
+{
+	struct celery_message message = { .task_name = "t", .task_id = "i", .queue = "celery" };
+	char err[256] = "";
+	ck_assert_ptr_null(celery_envelope_build(&message, err, sizeof err));
+	ck_assert(strstr(err, "delivery tag") != NULL);
+}
+END_TEST
+
+/* ---- parsing ---- */
+
+START_TEST(test_parses_full_envelope_from_redis_cli)
+{
+	struct celery_task task;
+	char err[256];
+	ck_assert_msg(celery_envelope_parse(wire_full_envelope, strlen(wire_full_envelope), &task, err,
+					    sizeof err) == 0,
+		      "%s", err);
+	ck_assert_str_eq(task.task_id, "0b0c7a3e-5f43-4c57-9d1e-3f1f6a2b9c01");
+	ck_assert_str_eq(task.delivery_tag, "6f1d2c0e-8b7a-4e59-a3c4-1d2e3f4a5b60");
+	json_t *kwargs = sample_kwargs();
+	ck_assert(json_equal(task.kwargs, kwargs));
+	json_decref(kwargs);
+	ck_assert_uint_eq(json_object_size(task.embed), 4);
+	celery_task_free(&task);
+}
+END_TEST
+
+START_TEST(test_parses_minimal_envelope_from_redis_cli)
+{
+	struct celery_task task;
+	char err[256];
+	ck_assert_msg(celery_envelope_parse(wire_minimal_envelope, strlen(wire_minimal_envelope), &task,
+					    err, sizeof err) == 0,
+		      "%s", err);
+	ck_assert_str_eq(task.task_name, CELERY_TASK_EXECUTE_PIPELINE);
+	ck_assert_str_eq(task.task_id, "0b0c7a3e-5f43-4c57-9d1e-3f1f6a2b9c02");
+	ck_assert_str_eq(task.delivery_tag, "6f1d2c0e-8b7a-4e59-a3c4-1d2e3f4a5b61");
+	ck_assert_str_eq(json_string_value(json_object_get(task.kwargs, "pipeline_id")), "p2");
+	ck_assert_uint_eq(json_object_size(task.embed), 0);
+	celery_task_free(&task);
+}
+END_TEST
+
+START_TEST(test_parses_plain_json_body_without_body_encoding)
+{
+	json_t *envelope = json_loads(wire_minimal_envelope, 0, NULL);
+	json_object_del(json_object_get(envelope, "properties"), "body_encoding");
+	json_object_set_new(envelope, "body", json_string("[[1], {\"a\": 2}, {}]"));
+	char *text = json_dumps(envelope, JSON_COMPACT);
+	struct celery_task task;
+	char err[256];
+	ck_assert_msg(celery_envelope_parse(text, strlen(text), &task, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(json_integer_value(json_array_get(task.args, 0)), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(task.kwargs, "a")), 2);
+	celery_task_free(&task);
+	free(text);
+	json_decref(envelope);
+}
+END_TEST
+
+/* One way of breaking the minimal envelope, and what the error must name. */
+struct malformation {
+	const char *name;
+	void (*apply)(json_t *envelope);
+	const char *error_names;
+};
+
+static json_t *properties_of(json_t *envelope) { return json_object_get(envelope, "properties"); }
+
+static void remove_delivery_tag(json_t *envelope) { json_object_del(properties_of(envelope), "delivery_tag"); }
+static void remove_delivery_info(json_t *envelope) { json_object_del(properties_of(envelope), "delivery_info"); }
+static void remove_content_type(json_t *envelope) { json_object_del(envelope, "content-type"); }
+static void remove_task_name(json_t *envelope)
+{
+	json_object_del(json_object_get(envelope, "headers"), "task");
+}
+static void remove_task_id(json_t *envelope)
+{
+	json_object_del(json_object_get(envelope, "headers"), "id");
+}
+static void remove_routing_key(json_t *envelope)
+{
+	json_object_del(json_object_get(properties_of(envelope), "delivery_info"), "routing_key");
+}
+static void set_body(json_t *envelope, const char *plain)
+{
+	char *encoded = base64_encode(plain, strlen(plain));
+	json_object_set_new(envelope, "body", json_string(encoded));
+	free(encoded);
+}
+static void two_element_body(json_t *envelope) { set_body(envelope, "[[], {\"pipeline_id\": \"p1\"}]"); }
+static void body_not_json(json_t *envelope) { set_body(envelope, "[[], {\"pipeline_id\": "); }
+static void bad_base64(json_t *envelope) { json_object_set_new(envelope, "body", json_string("W1td!!==")); }
+static void kwargs_not_object(json_t *envelope) { set_body(envelope, "[[], [], {}]"); }
+static void wrong_content_type(json_t *envelope)
+{
+	json_object_set_new(envelope, "content-type", json_string("application/x-python-serialize"));
+}
+
+static const struct malformation malformations[] = {
+	{ "no delivery_tag", remove_delivery_tag, "properties.delivery_tag" },
+	{ "no delivery_info", remove_delivery_info, "properties.delivery_info" },
+	{ "no routing_key", remove_routing_key, "routing_key" },
+	{ "2-element body", two_element_body, "[args, kwargs, embed]" },
+	{ "no content-type", remove_content_type, "content-type" },
+	{ "pickle content-type", wrong_content_type, "content-type" },
+	{ "bad base64", bad_base64, "base64" },
+	{ "body not JSON", body_not_json, "body: not JSON" },
+	{ "kwargs not an object", kwargs_not_object, "kwargs" },
+	{ "no task name", remove_task_name, "headers.task" },
+	{ "no task id", remove_task_id, "headers.id" },
+};
+
+START_TEST(test_malformed_envelope_fails_naming_the_problem)
+{
+	const struct malformation *case_ = &malformations[_i];
+	json_t *envelope = json_loads(wire_minimal_envelope, 0, NULL);
+	case_->apply(envelope);
+	char *text = json_dumps(envelope, JSON_COMPACT);
+	struct celery_task task;
+	char err[256] = "";
+	ck_assert_msg(celery_envelope_parse(text, strlen(text), &task, err, sizeof err) == -1,
+		      "%s was accepted", case_->name);
+	ck_assert_msg(strstr(err, case_->error_names) != NULL, "%s: error '%s' does not name '%s'",
+		      case_->name, err, case_->error_names);
+	/* The text is kept for the dead-letter list. */
+	ck_assert_str_eq(task.text, text);
+	celery_task_free(&task);
+	free(text);
+	json_decref(envelope);
+}
+END_TEST
+
+START_TEST(test_malformed_envelope_still_gives_task_id)
+{
+	json_t *envelope = json_loads(wire_minimal_envelope, 0, NULL);
+	two_element_body(envelope);
+	char *text = json_dumps(envelope, JSON_COMPACT);
+	struct celery_task task;
+	char err[256];
+	ck_assert_int_eq(celery_envelope_parse(text, strlen(text), &task, err, sizeof err), -1);
+	ck_assert_str_eq(task.task_id, "0b0c7a3e-5f43-4c57-9d1e-3f1f6a2b9c02");
+	ck_assert_str_eq(task.delivery_tag, "6f1d2c0e-8b7a-4e59-a3c4-1d2e3f4a5b61");
+	celery_task_free(&task);
+	free(text);
+	json_decref(envelope);
+}
+END_TEST
+
+START_TEST(test_non_json_and_non_object_envelopes_fail)
+{
+	static const char *const texts[] = { "not json", "[1, 2, 3]", "" };
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+		struct celery_task task;
+		char err[256] = "";
+		ck_assert_int_eq(celery_envelope_parse(texts[i], strlen(texts[i]), &task, err, sizeof err),
+				 -1);
+		ck_assert(strstr(err, "envelope") != NULL);
+		ck_assert_ptr_null(task.task_id);
+		celery_task_free(&task);
+	}
+}
+END_TEST
+
+/* ---- results ---- */
+
+START_TEST(test_success_result_has_celery_fields)
+{
+	json_t *value = json_pack("{s:s, s:s, s:i}", "pipeline_id", "p1", "status", "SUCCEEDED",
+				  "n_signals", 1);
+	char *text = celery_result_json("t1", "SUCCESS", value, NULL);
+	json_t *result = json_loads(text, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "status")), "SUCCESS");
+	ck_assert(json_equal(json_object_get(result, "result"), value));
+	ck_assert(json_is_null(json_object_get(result, "traceback")));
+	ck_assert(json_is_array(json_object_get(result, "children")));
+	ck_assert_uint_eq(json_array_size(json_object_get(result, "children")), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "task_id")), "t1");
+	/* Naive UTC with microseconds: 2026-11-24T20:48:32.588014 */
+	const char *date = json_string_value(json_object_get(result, "date_done"));
+	ck_assert_uint_eq(strlen(date), 26);
+	ck_assert(date[10] == 'T' && date[19] == '.');
+	ck_assert(strchr(date, 'Z') == NULL && strchr(date, '+') == NULL);
+	json_decref(result);
+	json_decref(value);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_failure_result_names_exception_module)
+{
+	json_t *not_registered = celery_exception("NotRegistered", "no.such.task");
+	json_t *expected = json_pack("{s:s, s:[s], s:s}", "exc_type", "NotRegistered", "exc_message",
+				     "no.such.task", "exc_module", "celery.exceptions");
+	ck_assert(json_equal(not_registered, expected));
+	json_decref(expected);
+	json_t *runtime = celery_exception("RuntimeError", "boom");
+	ck_assert_str_eq(json_string_value(json_object_get(runtime, "exc_module")), "builtins");
+	char *text = celery_result_json("t2", "FAILURE", not_registered, NULL);
+	json_t *result = json_loads(text, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "status")), "FAILURE");
+	ck_assert(json_equal(json_object_get(result, "result"), not_registered));
+	json_decref(result);
+	free(text);
+	json_decref(not_registered);
+	json_decref(runtime);
+}
+END_TEST
+
+START_TEST(test_result_escapes_non_ascii_like_python)
+{
+	json_t *value = json_string("caf\xc3\xa9");
+	char *text = celery_result_json("t3", "SUCCESS", value, NULL);
+	ck_assert(strcasestr(text, "caf\\u00e9") != NULL);
+	free(text);
+	json_decref(value);
+}
+END_TEST
+
+/* ---- redelivery, priorities, repr ---- */
+
+START_TEST(test_mark_redelivered_sets_both_flags)
+{
+	char *text = celery_mark_redelivered(wire_full_envelope);
+	ck_assert_ptr_nonnull(text);
+	json_t *envelope = json_loads(text, 0, NULL);
+	ck_assert(json_is_true(json_object_get(json_object_get(envelope, "headers"), "redelivered")));
+	json_t *delivery_info = json_object_get(properties_of(envelope), "delivery_info");
+	ck_assert(json_is_true(json_object_get(delivery_info, "redelivered")));
+	ck_assert_str_eq(json_string_value(json_object_get(delivery_info, "routing_key")), "celery");
+	/* Nothing else changes: the body and ids are the original ones. */
+	json_t *original = json_loads(wire_full_envelope, 0, NULL);
+	ck_assert(json_equal(json_object_get(envelope, "body"), json_object_get(original, "body")));
+	struct celery_task task;
+	char err[256];
+	ck_assert_int_eq(celery_envelope_parse(text, strlen(text), &task, err, sizeof err), 0);
+	ck_assert(task.redelivered);
+	ck_assert_str_eq(task.delivery_tag, "6f1d2c0e-8b7a-4e59-a3c4-1d2e3f4a5b60");
+	celery_task_free(&task);
+	json_decref(original);
+	json_decref(envelope);
+	free(text);
+	ck_assert_ptr_null(celery_mark_redelivered("[1]"));
+}
+END_TEST
+
+START_TEST(test_priority_selects_kombu_list)
+{
+	static const struct {
+		int priority;
+		const char *list;
+	} cases[] = { { 0, "celery" },
+		      { 2, "celery" },
+		      { 3, "celery\x06\x16" "3" },
+		      { 5, "celery\x06\x16" "3" },
+		      { 6, "celery\x06\x16" "6" },
+		      { 9, "celery\x06\x16" "9" } };
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char list[64];
+		celery_priority_queue("celery", cases[i].priority, list, sizeof list);
+		ck_assert_str_eq(list, cases[i].list);
+	}
+	json_t *envelope = json_loads(wire_full_envelope, 0, NULL);
+	ck_assert_int_eq(celery_envelope_priority(envelope), 0);
+	json_object_set_new(properties_of(envelope), "priority", json_integer(12));
+	ck_assert_int_eq(celery_envelope_priority(envelope), 9);
+	json_object_del(properties_of(envelope), "priority");
+	ck_assert_int_eq(celery_envelope_priority(envelope), 0);
+	json_decref(envelope);
+}
+END_TEST
+
+START_TEST(test_python_repr_of_values)
+{
+	static const struct {
+		const char *json;
+		bool as_tuple;
+		const char *repr;
+	} cases[] = {
+		{ "[]", true, "()" },
+		{ "[1]", true, "(1,)" },
+		{ "[1, \"a\"]", true, "(1, 'a')" },
+		{ "{\"a\": null, \"b\": false, \"c\": 1.0, \"d\": 0.1}", false,
+		  "{'a': None, 'b': False, 'c': 1.0, 'd': 0.1}" },
+		{ "[\"it's\"]", false, "[\"it's\"]" },
+		{ "[\"a'b\\\"c\"]", false, "['a\\'b\"c']" },
+		{ "[\"line\\nbreak\\\\\"]", false, "['line\\nbreak\\\\']" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *value = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
+		ck_assert_ptr_nonnull(value);
+		char *repr = celery_python_repr(value, cases[i].as_tuple, 1024);
+		ck_assert_str_eq(repr, cases[i].repr);
+		free(repr);
+		json_decref(value);
+	}
+	json_t *long_list = json_pack("[s]", "0123456789012345678901234567890123456789");
+	char *cut = celery_python_repr(long_list, false, 10);
+	ck_assert_str_eq(cut, "['01234567...");
+	free(cut);
+	json_decref(long_list);
+}
+END_TEST
+
+START_TEST(test_dead_letter_entry_keeps_envelope_and_reason)
+{
+	char *text = celery_dead_letter_entry("garbage", 7, "envelope: not JSON", "celery");
+	json_t *entry = json_loads(text, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(entry, "envelope")), "garbage");
+	ck_assert_str_eq(json_string_value(json_object_get(entry, "reason")), "envelope: not JSON");
+	ck_assert_str_eq(json_string_value(json_object_get(entry, "queue")), "celery");
+	json_decref(entry);
+	free(text);
+	char *binary = celery_dead_letter_entry("\xff\xfe", 2, "envelope: not JSON", "celery");
+	ck_assert(strstr(binary, "\"envelope_base64\":\"//4=\"") != NULL);
+	free(binary);
+}
+END_TEST
+
+static Suite *celery_suite(void)
+{
+	Suite *suite = suite_create("celery");
+	TCase *base64 = tcase_create("base64");
+	tcase_add_test(base64, test_base64_matches_rfc4648_vectors);
+	tcase_add_test(base64, test_base64_round_trips_every_byte);
+	tcase_add_test(base64, test_base64_rejects_bad_text);
+	suite_add_tcase(suite, base64);
+	TCase *build = tcase_create("build");
+	tcase_add_test(build, test_envelope_body_is_args_kwargs_embed);
+	tcase_add_test(build, test_envelope_has_python_headers_and_properties);
+	tcase_add_test(build, test_envelope_round_trips_through_parse);
+	tcase_add_test(build, test_execute_pipeline_task_keeps_given_task_id);
+	tcase_add_test(build, test_execute_pipeline_task_fills_empty_task_id);
+	tcase_add_test(build, test_build_names_missing_field);
+	suite_add_tcase(suite, build);
+	TCase *parse = tcase_create("parse");
+	tcase_add_test(parse, test_parses_full_envelope_from_redis_cli);
+	tcase_add_test(parse, test_parses_minimal_envelope_from_redis_cli);
+	tcase_add_test(parse, test_parses_plain_json_body_without_body_encoding);
+	tcase_add_loop_test(parse, test_malformed_envelope_fails_naming_the_problem, 0,
+			    (int)(sizeof malformations / sizeof malformations[0]));
+	tcase_add_test(parse, test_malformed_envelope_still_gives_task_id);
+	tcase_add_test(parse, test_non_json_and_non_object_envelopes_fail);
+	suite_add_tcase(suite, parse);
+	TCase *results = tcase_create("results");
+	tcase_add_test(results, test_success_result_has_celery_fields);
+	tcase_add_test(results, test_failure_result_names_exception_module);
+	tcase_add_test(results, test_result_escapes_non_ascii_like_python);
+	suite_add_tcase(suite, results);
+	TCase *redelivery = tcase_create("redelivery");
+	tcase_add_test(redelivery, test_mark_redelivered_sets_both_flags);
+	tcase_add_test(redelivery, test_priority_selects_kombu_list);
+	tcase_add_test(redelivery, test_python_repr_of_values);
+	tcase_add_test(redelivery, test_dead_letter_entry_keeps_envelope_and_reason);
+	suite_add_tcase(suite, redelivery);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(celery_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

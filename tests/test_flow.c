@@ -1,0 +1,308 @@
+/*
+ * End to end: one signal travelling the whole flow on the real local stack
+ * (mock Kafka broker process, redis-server, PostgreSQL, sigtrigd), driven
+ * through the sigtrig CLI as a user would.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "harness.h"
+#include "timeutil.h"
+
+#define FLOW_TIMEOUT_MS 30000
+
+static char *add_pipeline(const char *name, const char *ticker)
+{
+	char args[256];
+	snprintf(args, sizeof args, "pipelines add --json --name %s --ticker %s", name, ticker);
+	int status;
+	json_t *pipeline = harness_sigtrig_json(args, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_ptr_nonnull(pipeline);
+	char *id = strdup(json_string_value(json_object_get(pipeline, "id")));
+	ck_assert_int_eq(strlen(id), 36);
+	json_decref(pipeline);
+	return id;
+}
+
+static char *inject_one(const char *ticker)
+{
+	char args[256], *out = NULL, *err = NULL;
+	snprintf(args, sizeof args, "inject --ticker %s --signal BULLISH --confidence 90", ticker);
+	int status = harness_sigtrig(args, NULL, &out, &err);
+	ck_assert_msg(status == 0, "inject failed: %s", err);
+	out[strcspn(out, "\n")] = '\0';
+	ck_assert_int_eq(strlen(out), 36);
+	free(err);
+	return out;
+}
+
+static void new_uuid(char *buf)
+{
+	uuid_t id;
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, buf);
+}
+
+START_TEST(test_injected_signal_runs_pipeline_to_success_with_result_in_redis)
+{
+	char *pipeline = add_pipeline("aapl-momentum", "AAPL");
+	char *signal_id = inject_one("AAPL");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", FLOW_TIMEOUT_MS));
+	PGconn *db = harness_db();
+	char *pipeline_of_run = harness_query_value(db, "SELECT pipeline_id FROM executions WHERE $1 = ANY(signal_ids)",
+						    signal_id);
+	ck_assert_str_eq(pipeline_of_run, pipeline);
+	char *task_id = harness_query_value(db, "SELECT task_id FROM executions WHERE $1 = ANY(signal_ids)", signal_id);
+	ck_assert_ptr_nonnull(task_id);
+	char *steps = harness_query_value(db,
+					  "SELECT jsonb_array_length(result->'steps') FROM executions WHERE $1 = ANY(signal_ids)",
+					  signal_id);
+	ck_assert_ptr_nonnull(steps);
+	ck_assert_int_ge(atoi(steps), 5);
+	PQfinish(db);
+
+	redisContext *redis = harness_redis();
+	redisReply *reply = redisCommand(redis, "GET celery-task-meta-%s", task_id);
+	ck_assert_ptr_nonnull(reply);
+	ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
+	json_t *result = json_loads(reply->str, 0, NULL);
+	ck_assert_ptr_nonnull(result);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "status")), "SUCCESS");
+	ck_assert_str_eq(json_string_value(json_object_get(result, "task_id")), task_id);
+	json_decref(result);
+	freeReplyObject(reply);
+	redisFree(redis);
+
+	/* executions show tells the story of that run, from the signal that woke it. */
+	char args[128];
+	PGconn *again = harness_db();
+	char *execution_id = harness_query_value(again, "SELECT id FROM executions WHERE $1 = ANY(signal_ids)", signal_id);
+	PQfinish(again);
+	snprintf(args, sizeof args, "executions show --json %s", execution_id);
+	int status;
+	json_t *shown = harness_sigtrig_json(args, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(shown, "status")), "SUCCEEDED");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(shown, "signal_ids"), 0)), signal_id);
+	json_decref(shown);
+	free(execution_id);
+	free(steps);
+	free(task_id);
+	free(pipeline_of_run);
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_signal_for_pipeline_already_running_is_skipped)
+{
+	char *pipeline = add_pipeline("msft-busy", "MSFT");
+	/* A run in progress, as a worker holding it would leave it. */
+	PGconn *db = harness_db();
+	char running_id[40];
+	new_uuid(running_id);
+	const char *values[] = { running_id, pipeline };
+	PGresult *insert = PQexecParams(db,
+					"INSERT INTO executions (id, pipeline_id, status, started_at)"
+					" VALUES ($1, $2, 'RUNNING', now())",
+					2, NULL, values, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(insert), PGRES_COMMAND_OK);
+	PQclear(insert);
+
+	int status;
+	json_t *before = harness_sigtrig_json("status --json", &status);
+	ck_assert_ptr_nonnull(before);
+	json_int_t skipped_before =
+		json_integer_value(json_object_get(json_object_get(before, "counters"), "pipelines_skipped_running_total"));
+	json_decref(before);
+
+	char *signal_id = inject_one("MSFT");
+	int64_t deadline = time_monotonic_ms() + FLOW_TIMEOUT_MS;
+	json_int_t skipped_after = skipped_before;
+	while (skipped_after == skipped_before && time_monotonic_ms() < deadline) {
+		usleep(100 * 1000);
+		json_t *after = harness_sigtrig_json("status --json", &status);
+		skipped_after = json_integer_value(
+			json_object_get(json_object_get(after, "counters"), "pipelines_skipped_running_total"));
+		json_decref(after);
+	}
+	ck_assert_int_eq(skipped_after, skipped_before + 1);
+	char *count = harness_query_value(db, "SELECT count(*) FROM executions WHERE pipeline_id = $1", pipeline);
+	ck_assert_str_eq(count, "1");
+	char *triggered = harness_query_value(db, "SELECT count(*) FROM executions WHERE $1 = ANY(signal_ids)", signal_id);
+	ck_assert_str_eq(triggered, "0");
+	free(count);
+	free(triggered);
+	free(signal_id);
+	free(pipeline);
+	PQfinish(db);
+}
+END_TEST
+
+START_TEST(test_signal_published_by_another_kafka_client_triggers)
+{
+	char *pipeline = add_pipeline("googl-from-kcat", "GOOGL");
+	char signal_id[40];
+	new_uuid(signal_id);
+	char path[600];
+	snprintf(path, sizeof path, "%s/kcat-signal.json", harness.dir);
+	FILE *file = fopen(path, "w");
+	ck_assert_ptr_nonnull(file);
+	fprintf(file,
+		"{\"signal_id\":\"%s\",\"timestamp\":1733875200,\"signal_type\":\"golden_cross\","
+		"\"source\":\"kcat\",\"tickers\":[{\"ticker\":\"GOOGL\",\"signal\":\"BULLISH\","
+		"\"confidence\":85.0,\"reasoning\":\"50 SMA crossed above 200 SMA\"}],\"metadata\":{}}\n",
+		signal_id);
+	fclose(file);
+	char command[2048];
+	snprintf(command, sizeof command, "kcat -b '%s' -t '%s' -P -k GOOGL -l '%s'",
+		 harness.config.kafka_bootstrap_servers, harness.config.kafka_topic, path);
+	ck_assert_int_eq(system(command), 0);
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", FLOW_TIMEOUT_MS));
+	PGconn *db = harness_db();
+	char *pipeline_of_run = harness_query_value(db, "SELECT pipeline_id FROM executions WHERE $1 = ANY(signal_ids)",
+						    signal_id);
+	ck_assert_str_eq(pipeline_of_run, pipeline);
+	free(pipeline_of_run);
+	PQfinish(db);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_trace_follow_shows_every_stage_of_a_signal)
+{
+	char *pipeline = add_pipeline("nvda-traced", "NVDA");
+	char signal_id[40];
+	new_uuid(signal_id);
+	char trace_path[600], command[2048];
+	snprintf(trace_path, sizeof trace_path, "%s/trace.jsonl", harness.dir);
+	/* Stops by itself after the six stages of one triggered signal. */
+	snprintf(command, sizeof command,
+		 "timeout 60 '%s/sigtrig' trace --follow --json --signal %s --count 6 --dir '%s' >'%s' 2>/dev/null &",
+		 harness.bin, signal_id, harness.dir, trace_path);
+	ck_assert_int_eq(system(command), 0);
+	sleep(2); /* every daemon notices the new follower within a second */
+	char input[1024];
+	snprintf(input, sizeof input,
+		 "{\"signal_id\":\"%s\",\"signal_type\":\"manual\",\"source\":\"test\",\"tickers\":"
+		 "[{\"ticker\":\"NVDA\",\"signal\":\"BEARISH\",\"confidence\":70}]}\n",
+		 signal_id);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(harness_sigtrig("inject -f -", input, &out, &err), 0);
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", FLOW_TIMEOUT_MS));
+	const char *stages[] = { "published", "consumed", "matched", "enqueued", "started", "finished" };
+	bool seen[6] = { false };
+	int64_t deadline = time_monotonic_ms() + 10000;
+	int seen_count = 0;
+	while (seen_count < 6 && time_monotonic_ms() < deadline) {
+		usleep(100 * 1000);
+		FILE *trace = fopen(trace_path, "r");
+		if (trace == NULL)
+			continue;
+		char line[4096];
+		while (fgets(line, sizeof line, trace) != NULL) {
+			json_t *event = json_loads(line, 0, NULL);
+			if (event == NULL)
+				continue;
+			ck_assert_str_eq(json_string_value(json_object_get(event, "signal_id")), signal_id);
+			const char *stage = json_string_value(json_object_get(event, "stage"));
+			for (int i = 0; i < 6; i++)
+				if (stage != NULL && strcmp(stage, stages[i]) == 0 && !seen[i]) {
+					seen[i] = true;
+					seen_count++;
+				}
+			json_decref(event);
+		}
+		fclose(trace);
+	}
+	for (int i = 0; i < 6; i++)
+		ck_assert_msg(seen[i], "stage %s not traced", stages[i]);
+	free(out);
+	free(err);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_inject_reports_bad_lines_by_number_and_sends_the_rest)
+{
+	const char *input = "{\"signal_type\":\"t\",\"source\":\"s\",\"tickers\":[{\"ticker\":\"IBM\",\"signal\":\"BULLISH\",\"confidence\":60}]}\n"
+			    "{not json\n"
+			    "{\"signal_type\":\"t\",\"source\":\"s\",\"tickers\":[{\"ticker\":\"IBM\",\"signal\":\"UP\",\"confidence\":60}]}\n"
+			    "\n"
+			    "{\"signal_type\":\"t\",\"source\":\"s\",\"tickers\":[{\"ticker\":\"IBM\",\"signal\":\"BEARISH\",\"confidence\":61}]}\n";
+	char *out = NULL, *err = NULL;
+	int status = harness_sigtrig("inject -f -", input, &out, &err);
+	ck_assert_int_eq(status, 1);
+	ck_assert_msg(strstr(err, "line 2: invalid JSON") != NULL, "stderr: %s", err);
+	ck_assert_msg(strstr(err, "line 3: tickers[0].signal") != NULL, "stderr: %s", err);
+	int ids = 0;
+	for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		ck_assert_int_eq(strlen(line), 36);
+		ids++;
+	}
+	ck_assert_int_eq(ids, 2);
+	free(out);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_status_reports_roles_and_healthy_backends)
+{
+	int status;
+	json_t *report = harness_sigtrig_json("status --json", &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_ptr_nonnull(report);
+	json_t *health = json_object_get(report, "health");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(health, "kafka"), "status")), "ok");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(health, "redis"), "status")), "ok");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(health, "postgres"), "status")), "ok");
+	ck_assert_int_eq(json_array_size(json_object_get(report, "roles")), 4);
+	/* The PostgreSQL password of the local stack never shows. */
+	char *text = json_dumps(report, 0);
+	const char *at = strstr(harness.config.postgres_url, "://");
+	const char *colon = at != NULL ? strchr(at + 3, ':') : NULL;
+	const char *end = colon != NULL ? strchr(colon, '@') : NULL;
+	ck_assert_ptr_nonnull(end);
+	char password[256];
+	snprintf(password, sizeof password, "%.*s", (int)(end - colon - 1), colon + 1);
+	ck_assert_ptr_null(strstr(text, password));
+	free(text);
+	json_decref(report);
+}
+END_TEST
+
+static void stack_up(void) { harness_up("--no-generators"); }
+static void stack_down(void) { harness_down(); }
+
+static Suite *flow_suite(void)
+{
+	Suite *suite = suite_create("flow");
+	TCase *flow = tcase_create("end_to_end");
+	tcase_add_unchecked_fixture(flow, stack_up, stack_down);
+	tcase_set_timeout(flow, 120);
+	tcase_add_test(flow, test_status_reports_roles_and_healthy_backends);
+	tcase_add_test(flow, test_injected_signal_runs_pipeline_to_success_with_result_in_redis);
+	tcase_add_test(flow, test_signal_for_pipeline_already_running_is_skipped);
+	tcase_add_test(flow, test_signal_published_by_another_kafka_client_triggers);
+	tcase_add_test(flow, test_trace_follow_shows_every_stage_of_a_signal);
+	tcase_add_test(flow, test_inject_reports_bad_lines_by_number_and_sends_the_rest);
+	suite_add_tcase(suite, flow);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(flow_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
