@@ -357,8 +357,9 @@ json_t *config_to_json(const struct config *config)
 	for (size_t i = 0; i < config->kafka_property_count; i++) {
 		char key[512];
 		snprintf(key, sizeof key, "kafka.%s", config->kafka_properties[i].name);
-		/* librdkafka secrets (sasl.password, ssl.key.password, ...) are never shown. */
-		bool secret = strstr(key, "password") != NULL || strstr(key, "secret") != NULL;
+		/* librdkafka secrets (sasl.password, ssl.key.pem, sasl.oauthbearer.config, ...) are never shown. */
+		bool secret = strstr(key, "password") != NULL || strstr(key, "secret") != NULL ||
+			      strstr(key, "key") != NULL || strstr(key, "oauthbearer") != NULL;
 		json_object_set_new(object, key,
 				    json_string(secret ? "***" : config->kafka_properties[i].value));
 	}

@@ -1,12 +1,14 @@
 #include "schedule.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 long schedule_parse_interval(const char *text)
 {
-	if (text == NULL || *text == '\0')
+	/* Digits first: strtol alone would also take " 5m" and "+5m". */
+	if (text == NULL || !isdigit((unsigned char)*text))
 		return -1;
 	char *unit;
 	errno = 0;

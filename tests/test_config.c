@@ -511,6 +511,7 @@ START_TEST(test_config_json_masks_every_password)
 				   "postgres.url = postgresql://u:pgsecret@db/sigtrig\n"
 				   "kafka.sasl.password = kafkasecret\n"
 				   "kafka.ssl.key.password = keysecret\n"
+				   "kafka.ssl.key.pem = PEMSECRET\n"
 				   "kafka.sasl.username = alice\n",
 				   err, sizeof err, NULL),
 			 0);
@@ -520,6 +521,7 @@ START_TEST(test_config_json_masks_every_password)
 	ck_assert_msg(strstr(text, "pgsecret") == NULL, "%s", text);
 	ck_assert_msg(strstr(text, "kafkasecret") == NULL, "%s", text);
 	ck_assert_msg(strstr(text, "keysecret") == NULL, "%s", text);
+	ck_assert_msg(strstr(text, "PEMSECRET") == NULL, "%s", text);
 	ck_assert_str_eq(json_string_value(json_object_get(object, "redis.url")), "redis://:***@cache:6379/0");
 	ck_assert_str_eq(json_string_value(json_object_get(object, "postgres.url")),
 			 "postgresql://u:***@db/sigtrig");
