@@ -279,6 +279,125 @@ START_TEST(test_status_reports_roles_and_healthy_backends)
 }
 END_TEST
 
+
+/* Starts another sigtrigd on the same stack with its own socket, pid and log files. */
+static void start_extra_daemon(const char *name, const char *roles, const char *environment)
+{
+	char command[4096];
+	snprintf(command, sizeof command,
+		 "SIGTRIG_DAEMON_PID_FILE='%s/%s.pid' SIGTRIG_DAEMON_LOG_FILE='%s/log/%s.log' %s "
+		 "'%s/sigtrigd' -c '%s/sigtrig.conf' --roles %s --socket '%s/%s.sock'",
+		 harness.dir, name, harness.dir, name, environment != NULL ? environment : "", harness.bin,
+		 harness.dir, roles, harness.dir, name);
+	ck_assert_int_eq(system(command), 0);
+}
+
+static void stop_extra_daemon(const char *name)
+{
+	char command[1024];
+	snprintf(command, sizeof command, "kill $(cat '%s/%s.pid') && sleep 1", harness.dir, name);
+	ck_assert_int_eq(system(command), 0);
+}
+
+static json_int_t counter_of(const char *socket_name, const char *counter)
+{
+	char args[1024];
+	snprintf(args, sizeof args, "status --json --socket '%s/%s.sock'", harness.dir, socket_name);
+	int status;
+	json_t *report = harness_sigtrig_json(args, &status);
+	json_int_t value = json_integer_value(json_object_get(json_object_get(report, "counters"), counter));
+	json_decref(report);
+	return value;
+}
+
+START_TEST(test_daemon_with_only_some_roles_shares_the_stack)
+{
+	start_extra_daemon("extra-worker", "worker", NULL);
+	char args[1024];
+	snprintf(args, sizeof args, "status --json --socket '%s/extra-worker.sock'", harness.dir);
+	int status;
+	json_t *report = harness_sigtrig_json(args, &status);
+	ck_assert_ptr_nonnull(report);
+	json_t *roles = json_object_get(report, "roles");
+	ck_assert_int_eq(json_array_size(roles), 1);
+	ck_assert_str_eq(json_string_value(json_array_get(roles, 0)), "worker");
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(report, "role_details"), "worker"));
+	ck_assert_ptr_null(json_object_get(json_object_get(report, "role_details"), "dispatcher"));
+	json_decref(report);
+	/* With two daemons' workers on one queue, runs still complete exactly once each. */
+	char *pipeline = add_pipeline("shared-queue", "ORCL");
+	for (int i = 0; i < 3; i++) {
+		char *signal_id = inject_one("ORCL");
+		ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+						 "SUCCEEDED", FLOW_TIMEOUT_MS));
+		free(signal_id);
+	}
+	PGconn *db = harness_db();
+	char *live = harness_query_value(db,
+					 "SELECT count(*) FROM executions WHERE pipeline_id = $1"
+					 " AND status IN ('PENDING', 'RUNNING')",
+					 pipeline);
+	ck_assert_str_eq(live, "0");
+	free(live);
+	PQfinish(db);
+	stop_extra_daemon("extra-worker");
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_mock_generator_publishes_at_its_rate_over_its_tickers)
+{
+	char *pipeline = add_pipeline("mock-watcher", "MOCKT");
+	start_extra_daemon("generator", "generator",
+			   "SIGTRIG_GENERATOR_MOCK_ENABLED=true SIGTRIG_GENERATOR_MOCK_RATE=20 "
+			   "SIGTRIG_GENERATOR_MOCK_TICKERS=MOCKT");
+	int64_t deadline = time_monotonic_ms() + FLOW_TIMEOUT_MS;
+	json_int_t generated = 0;
+	while (generated < 20 && time_monotonic_ms() < deadline) {
+		usleep(200 * 1000);
+		generated = counter_of("generator", "signals_generated_total");
+	}
+	stop_extra_daemon("generator");
+	ck_assert_int_ge(generated, 20);
+	/* Its signals reach the dispatcher and wake the pipeline watching its ticker. */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE pipeline_id = $1"
+					 " ORDER BY created_at LIMIT 1",
+					 pipeline, "SUCCEEDED", FLOW_TIMEOUT_MS));
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_garbage_on_the_topic_is_counted_and_does_not_stop_the_dispatcher)
+{
+	int status;
+	json_t *before = harness_sigtrig_json("status --json", &status);
+	json_int_t invalid_before =
+		json_integer_value(json_object_get(json_object_get(before, "counters"), "signals_invalid_total"));
+	json_decref(before);
+	char path[600];
+	snprintf(path, sizeof path, "%s/garbage.txt", harness.dir);
+	FILE *file = fopen(path, "w");
+	ck_assert_ptr_nonnull(file);
+	fputs("this is not json\n{\"signal_type\":\"x\"}\n", file);
+	fclose(file);
+	char command[2048];
+	snprintf(command, sizeof command, "kcat -b '%s' -t '%s' -P -l '%s'", harness.config.kafka_bootstrap_servers,
+		 harness.config.kafka_topic, path);
+	ck_assert_int_eq(system(command), 0);
+	char *pipeline = add_pipeline("after-garbage", "AMD");
+	char *signal_id = inject_one("AMD");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", FLOW_TIMEOUT_MS));
+	json_t *after = harness_sigtrig_json("status --json", &status);
+	json_int_t invalid_after =
+		json_integer_value(json_object_get(json_object_get(after, "counters"), "signals_invalid_total"));
+	json_decref(after);
+	ck_assert_int_eq(invalid_after, invalid_before + 2);
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
 static void stack_up(void) { harness_up("--no-generators"); }
 static void stack_down(void) { harness_down(); }
 
@@ -294,6 +413,9 @@ static Suite *flow_suite(void)
 	tcase_add_test(flow, test_signal_published_by_another_kafka_client_triggers);
 	tcase_add_test(flow, test_trace_follow_shows_every_stage_of_a_signal);
 	tcase_add_test(flow, test_inject_reports_bad_lines_by_number_and_sends_the_rest);
+	tcase_add_test(flow, test_garbage_on_the_topic_is_counted_and_does_not_stop_the_dispatcher);
+	tcase_add_test(flow, test_daemon_with_only_some_roles_shares_the_stack);
+	tcase_add_test(flow, test_mock_generator_publishes_at_its_rate_over_its_tickers);
 	suite_add_tcase(suite, flow);
 	return suite;
 }
