@@ -24,16 +24,32 @@ void client_socket_path(const struct client_options *options, char *buf, size_t 
 		snprintf(buf, size, "%s", options->socket);
 		return;
 	}
+	/* The command line beats the environment: --dir outranks $SIGTRIG_CONTROL_SOCKET. */
+	const char *environment = getenv("SIGTRIG_CONTROL_SOCKET");
+	if (options->dir == NULL && environment != NULL && *environment != '\0') {
+		snprintf(buf, size, "%s", environment);
+		return;
+	}
 	const char *dir = client_stack_dir(options);
 	char path[4096];
 	snprintf(path, sizeof path, "%s/sigtrig.conf", dir);
+	snprintf(buf, size, "%s/sigtrigd.sock", dir);
+	/* The conf's control.socket only when the file says so; a broken file is reported, not guessed past. */
+	FILE *file = fopen(path, "r");
+	if (file == NULL)
+		return;
+	char line[4096];
+	bool named = false;
+	while (fgets(line, sizeof line, file) != NULL)
+		named |= strncmp(line + strspn(line, " \t"), "control.socket", 14) == 0;
+	fclose(file);
 	struct config config;
 	config_init(&config);
 	char err[512];
-	if (config_load_file(&config, path, err, sizeof err) == 0)
+	if (config_load_file(&config, path, err, sizeof err) != 0)
+		fprintf(stderr, "sigtrig: warning: %s; trying %s\n", err, buf);
+	else if (named)
 		snprintf(buf, size, "%s", config.control_socket);
-	else
-		snprintf(buf, size, "%s/sigtrigd.sock", dir);
 	config_free(&config);
 }
 

@@ -39,7 +39,10 @@ struct client_options {
 
 /* The stack directory: --dir, else $SIGTRIG_DIR, else ./.sigtrig. */
 const char *client_stack_dir(const struct client_options *options);
-/* The socket: --socket, else control.socket from DIR/sigtrig.conf, else DIR/sigtrigd.sock. */
+/*
+ * The socket: --socket; else, unless --dir was given, $SIGTRIG_CONTROL_SOCKET;
+ * else control.socket from DIR/sigtrig.conf; else DIR/sigtrigd.sock.
+ */
 void client_socket_path(const struct client_options *options, char *buf, size_t size);
 
 /*

@@ -28,7 +28,11 @@ static int executions_list(int argc, char **argv)
 	int status = options_parse(&list_usage, list_options, argc, argv, &operands);
 	if (status != 0)
 		return status == 1 ? 0 : 2;
-	if (operands > 0 || limit < 1 || limit > 10000 || limit != (double)(long)limit) {
+	if (operands > 0) {
+		options_print_usage(stderr, &list_usage, list_options, false);
+		return 2;
+	}
+	if (limit < 1 || limit > 10000 || limit != (double)(long)limit) {
 		fprintf(stderr, "sigtrig: executions list: --limit takes a whole number from 1 to 10000\n");
 		return 2;
 	}

@@ -1,4 +1,4 @@
-/* sigtrig help [COMMAND]: opens the manual, or lists the commands. */
+/* sigtrig help [COMMAND]: opens the manual of a command, or sigtrig(1). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>

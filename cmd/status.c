@@ -73,7 +73,8 @@ int cmd_status(int argc, char **argv)
 	const char *name;
 	const json_t *check;
 	json_object_foreach(json_object_get(response, "health"), name, check)
-		if (strcmp(json_string_value(json_object_get(check, "status")), "ok") != 0)
+		if (!json_is_string(json_object_get(check, "status")) ||
+		    strcmp(json_string_value(json_object_get(check, "status")), "ok") != 0)
 			healthy = 0;
 	if (client.json) {
 		client_print_json(response);

@@ -47,7 +47,7 @@ static void print_event(json_t *event)
 		if (json_is_string(value)) {
 			printf(" %s=%s", key, json_string_value(value));
 		} else {
-			char *text = json_dumps(value, JSON_COMPACT);
+			char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
 			printf(" %s=%s", key, text != NULL ? text : "?");
 			free(text);
 		}

@@ -180,9 +180,12 @@ static json_t *dispatch_request(struct daemon *daemon, struct control_client *cl
 	const char *type = json_string_value(json_object_get(request, "type"));
 	json_t *version = json_object_get(request, "v");
 	if (version != NULL && (!json_is_integer(version) || json_integer_value(version) != PROTOCOL_VERSION)) {
+		json_t *refusal = json_is_integer(version)
+					  ? protocol_error("protocol version %lld is not supported (this daemon speaks %d)",
+							   (long long)json_integer_value(version), PROTOCOL_VERSION)
+					  : protocol_error("\"v\" must be the protocol version, %d", PROTOCOL_VERSION);
 		json_decref(request);
-		return protocol_error("protocol version %lld is not supported (this daemon speaks %d)",
-				      (long long)json_integer_value(version), PROTOCOL_VERSION);
+		return refusal;
 	}
 	size_t count;
 	const struct control_request_type *types = control_request_types(&count);

@@ -15,6 +15,7 @@
 #include "execution_store.h"
 #include "kafka.h"
 #include "metrics.h"
+#include "migrations.h"
 #include "pipeline_store.h"
 #include "protocol.h"
 #include "redis_client.h"
@@ -41,9 +42,16 @@ static json_t *check_postgres(struct control_context *context)
 	if (db == NULL)
 		return health_of(0, err);
 	int version = db_schema_version(db);
-	if (version < 0)
-		return health_of(PQstatus(db) == CONNECTION_OK, "schema not migrated (run sigtrigd --migrate)");
-	char detail[64];
+	size_t expected;
+	const struct migration *migrations = migrations_list(&expected);
+	int latest = expected > 0 ? migrations[expected - 1].version : 0;
+	char detail[128];
+	if (version < latest) {
+		/* Reachable but unusable: the flow cannot work without the schema. */
+		snprintf(detail, sizeof detail, "schema version %d, expected %d (run sigtrigd --migrate)",
+			 version < 0 ? 0 : version, latest);
+		return health_of(0, detail);
+	}
 	snprintf(detail, sizeof detail, "schema version %d", version);
 	return health_of(1, detail);
 }

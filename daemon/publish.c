@@ -23,6 +23,13 @@ int daemon_publish_signal(struct daemon *daemon, const struct signal *signal,
 		snprintf(err, errsize, "could not serialize the signal");
 		return -1;
 	}
+	/* The dispatcher refuses what it could not have parsed: refuse it here, to the sender. */
+	if (strlen(value) > SIGNAL_MAX_BYTES) {
+		snprintf(err, errsize, "signal is %zu bytes serialized, more than %d", strlen(value),
+			 SIGNAL_MAX_BYTES);
+		free(value);
+		return -1;
+	}
 	json_t *tickers = daemon_signal_tickers(signal);
 	/* Keyed by the first ticker: one ticker's signals stay in order on one partition. */
 	int status = kafka_produce(daemon->producer, daemon->config.kafka_topic, signal->tickers[0].ticker,

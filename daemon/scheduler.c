@@ -63,16 +63,23 @@ static void scheduler_fire(const char *pipeline_id)
 	json_decref(no_signals);
 	/* Claimed: the task must reach the queue, or the pipeline would stay PENDING. */
 	int64_t backoff = 100;
+	int pushed = -1;
 	while (envelope != NULL &&
-	       task_queue_push(&scheduler.redis, scheduler.daemon->config.redis_url,
-			       scheduler.daemon->config.redis_queue, &envelope, 1, err, sizeof err) != 0) {
+	       (pushed = task_queue_push(&scheduler.redis, scheduler.daemon->config.redis_url,
+					 scheduler.daemon->config.redis_queue, &envelope, 1, err, sizeof err)) != 0) {
 		log_msg(LOG_WARN, "periodic_enqueue_retry", "%s", err);
 		if (scheduler.stop)
 			break;
 		time_sleep_ms_unless(backoff, &scheduler.stop);
 		backoff = backoff < 5000 ? backoff * 2 : 5000;
 	}
+	bool queued = pushed == 0;
 	free(envelope);
+	if (!queued) {
+		log_msg(LOG_ERROR, "periodic_task_not_queued", "pipeline %s: execution %s stays PENDING: %s",
+			pipeline_id, claim.execution_id, err);
+		return;
+	}
 	atomic_fetch_add(&scheduler.fired, 1);
 	log_event(LOG_INFO, "periodic_pipeline_fired",
 		  json_pack("{s:s, s:s, s:s}", "pipeline_id", pipeline_id, "execution_id", claim.execution_id,

@@ -255,7 +255,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sigtrigd: %s\n", err);
 		return 1;
 	}
-	daemon.config_path = path;
+	daemon.config_path = config_path != NULL || access(path, F_OK) == 0 ? path : NULL;
 	if (config_apply_environment(&daemon.config, err, sizeof err) != 0 ||
 	    (socket_path != NULL && config_set(&daemon.config, "control.socket", socket_path, err, sizeof err) != 0) ||
 	    (roles_text != NULL && config_set(&daemon.config, "daemon.roles", roles_text, err, sizeof err) != 0) ||

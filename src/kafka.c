@@ -34,17 +34,22 @@ static rd_kafka_conf_t *base_conf(const struct config *config, char *err, size_t
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (set_property(conf, "bootstrap.servers", config->kafka_bootstrap_servers, err, errsize) != 0 ||
-	    set_property(conf, "client.id", "sigtrigd", err, errsize) != 0)
-		goto fail;
-	/* Operator-supplied properties come last so they can override ours. */
+	    set_property(conf, "client.id", "sigtrigd", err, errsize) != 0) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+/* The operator's kafka.<property> settings, applied last so that they override sigtrig's choices. */
+static int apply_operator_properties(rd_kafka_conf_t *conf, const struct config *config, char *err,
+				     size_t errsize)
+{
 	for (size_t i = 0; i < config->kafka_property_count; i++)
 		if (set_property(conf, config->kafka_properties[i].name, config->kafka_properties[i].value,
 				 err, errsize) != 0)
-			goto fail;
-	return conf;
-fail:
-	rd_kafka_conf_destroy(conf);
-	return NULL;
+			return -1;
+	return 0;
 }
 
 static void emit_published(const char *signal_id, json_t *tickers, const rd_kafka_message_t *message)
@@ -116,7 +121,8 @@ struct kafka_producer *kafka_producer_new(const struct config *config, char *err
 	/* A signal is a trading input: wait for every in-sync replica. linger 1 ms
 	 * keeps latency low while still batching under load. */
 	if (set_property(conf, "acks", "all", err, errsize) != 0 ||
-	    set_property(conf, "linger.ms", "1", err, errsize) != 0) {
+	    set_property(conf, "linger.ms", "1", err, errsize) != 0 ||
+	    apply_operator_properties(conf, config, err, errsize) != 0) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
@@ -239,7 +245,8 @@ rd_kafka_t *kafka_consumer_new(const struct config *config, char *err, size_t er
 	    set_property(conf, "enable.auto.commit", "false", err, errsize) != 0 ||
 	    set_property(conf, "auto.offset.reset", "earliest", err, errsize) != 0 ||
 	    set_property(conf, "fetch.wait.max.ms", fetch_wait, err, errsize) != 0 ||
-	    set_property(conf, "client.id", "sigtrigd-dispatcher", err, errsize) != 0) {
+	    set_property(conf, "client.id", "sigtrigd-dispatcher", err, errsize) != 0 ||
+	    apply_operator_properties(conf, config, err, errsize) != 0) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}

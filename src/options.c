@@ -77,11 +77,9 @@ void options_print_usage(FILE *out, const struct command_usage *usage,
 
 void options_show_manual(const struct command_usage *usage)
 {
+	/* "pipelines add" is documented in sigtrig-pipelines(1). */
 	char page[128];
-	snprintf(page, sizeof page, "sigtrig-%s", usage->command);
-	for (char *c = page; *c != '\0'; c++)
-		if (*c == ' ')
-			*c = '-';
+	snprintf(page, sizeof page, "sigtrig-%.*s", (int)strcspn(usage->command, " "), usage->command);
 	/* Only when a terminal reads it: scripts get the plain usage text. */
 	if (!isatty(STDOUT_FILENO))
 		return;

@@ -7,6 +7,7 @@
 
 #include "agents.h"
 #include "db.h"
+#include "schedule.h"
 #include "signal.h"
 
 /* Columns every read returns, tickers as a JSON array so no text[] parsing is needed. */
@@ -242,6 +243,11 @@ json_t *pipeline_store_add(PGconn *conn, const json_t *definition, char *err, si
 	char user_id[PIPELINE_ID_LENGTH + 1];
 	if (validate_nodes(config, err, errsize) != 0)
 		goto done;
+	if (strcmp(mode, "periodic") == 0 && schedule_pipeline_interval(config) < 0) {
+		snprintf(err, errsize, "config.nodes: a periodic pipeline needs a time_trigger node whose "
+				       "config has an interval such as \"5m\", \"1h\" or \"1d\"");
+		goto done;
+	}
 	tickers = tickers_literal(json_object_get(definition, "scanner_tickers"), mode, err, errsize);
 	if (tickers == NULL)
 		goto done;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,16 +89,88 @@ static int find_bindir(char *buf, size_t size, char *err, size_t errsize)
 	return -1;
 }
 
+/* Whether the 'postgres' user can pass through every directory above `dir`. */
+static bool ancestors_searchable(const char *dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s", dir);
+	for (char *slash = strrchr(path, '/'); slash != NULL && slash != path; slash = strrchr(path, '/')) {
+		*slash = '\0';
+		struct stat info;
+		if (stat(path, &info) != 0 || (info.st_mode & S_IXOTH) == 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A stack under a closed directory (a clone in /root, which is 0700) keeps
+ * PostgreSQL's files where the 'postgres' user can reach them, in
+ * RELOCATED_ROOT/<hash of DIR>, with DIR/postgres a symbolic link to them,
+ * rather than opening the user's home to everyone.
+ */
+#define RELOCATED_ROOT "/var/lib/sigtrig/stacks"
+
+static int relocate_root(const struct stack *stack, char *root, size_t size, char *err, size_t errsize)
+{
+	uint64_t hash = 1469598103934665603ULL;
+	for (const unsigned char *c = (const unsigned char *)stack->dir; *c != '\0'; c++)
+		hash = (hash ^ *c) * 1099511628211ULL;
+	char home[64];
+	snprintf(home, sizeof home, RELOCATED_ROOT "/%016llx", (unsigned long long)hash);
+	if (stack_make_dir("/var/lib/sigtrig", 0755, err, errsize) != 0 ||
+	    stack_make_dir(RELOCATED_ROOT, 0711, err, errsize) != 0 ||
+	    stack_make_dir(home, 0711, err, errsize) != 0)
+		return -1;
+	snprintf(root, size, "%s/postgres", home);
+	char link_path[PATH_MAX];
+	stack_path(stack, link_path, sizeof link_path, "postgres");
+	struct stat info;
+	if (lstat(link_path, &info) != 0 && symlink(root, link_path) != 0) {
+		snprintf(err, errsize, "cannot link %s to %s: %s", link_path, root, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int make_paths(const struct stack *stack, struct postgres_paths *paths, char *err,
 		      size_t errsize)
 {
 	if (find_bindir(paths->bindir, sizeof paths->bindir, err, errsize) != 0)
 		return -1;
-	if (stack_path(stack, paths->root, sizeof paths->root, "postgres") != 0 ||
-	    stack_path(stack, paths->data, sizeof paths->data, "postgres/data") != 0 ||
-	    stack_path(stack, paths->socket, sizeof paths->socket, "postgres/socket") != 0 ||
-	    stack_path(stack, paths->log, sizeof paths->log, "log/postgres.log") != 0 ||
-	    stack_path(stack, paths->pwfile, sizeof paths->pwfile, "postgres/initdb.pw") != 0) {
+	struct stat info;
+	char link_path[PATH_MAX];
+	stack_path(stack, link_path, sizeof link_path, "postgres");
+	bool relocated = stack->as_root && ((lstat(link_path, &info) == 0 && S_ISLNK(info.st_mode)) ||
+					    (lstat(link_path, &info) != 0 && !ancestors_searchable(stack->dir)));
+	if (relocated) {
+		if (relocate_root(stack, paths->root, sizeof paths->root, err, errsize) != 0)
+			return -1;
+	} else if (stack_path(stack, paths->root, sizeof paths->root, "postgres") != 0) {
+		snprintf(err, errsize, "path too long");
+		return -1;
+	}
+	int length = snprintf(paths->data, sizeof paths->data, "%s/data", paths->root);
+	length |= snprintf(paths->socket, sizeof paths->socket, "%s/socket", paths->root);
+	length |= snprintf(paths->pwfile, sizeof paths->pwfile, "%s/initdb.pw", paths->root);
+	if ((size_t)length >= sizeof paths->data) {
+		snprintf(err, errsize, "path too long");
+		return -1;
+	}
+	if (relocated) {
+		/* The server's log sits beside its data; DIR/log/postgres.log points at it. */
+		if ((size_t)snprintf(paths->log, sizeof paths->log, "%.4000s/postgres.log", paths->root) >=
+		    sizeof paths->log) {
+			snprintf(err, errsize, "path too long");
+			return -1;
+		}
+		char log_link[PATH_MAX];
+		stack_path(stack, log_link, sizeof log_link, "log/postgres.log");
+		if (lstat(log_link, &info) != 0 && symlink(paths->log, log_link) != 0) {
+			snprintf(err, errsize, "cannot link %s: %s", log_link, strerror(errno));
+			return -1;
+		}
+	} else if (stack_path(stack, paths->log, sizeof paths->log, "log/postgres.log") != 0) {
 		snprintf(err, errsize, "path too long");
 		return -1;
 	}

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "harness.h"
+#include "protocol.h"
 #include "timeutil.h"
 
 #define FLOW_TIMEOUT_MS 30000
@@ -398,6 +400,163 @@ START_TEST(test_garbage_on_the_topic_is_counted_and_does_not_stop_the_dispatcher
 }
 END_TEST
 
+
+START_TEST(test_periodic_pipeline_runs_on_its_interval_and_bad_ones_are_refused)
+{
+	char *out = NULL, *err = NULL;
+	int status = harness_sigtrig("pipelines add --name no-trigger --mode periodic", NULL, &out, &err);
+	ck_assert_int_eq(status, 1);
+	ck_assert_msg(strstr(err, "time_trigger") != NULL, "stderr: %s", err);
+	free(out);
+	free(err);
+	status = harness_sigtrig("pipelines add --name unknown-agent --ticker X "
+				 "--config '{\"nodes\":[{\"agent_type\":\"crystal_ball\"}]}'",
+				 NULL, &out, &err);
+	ck_assert_int_eq(status, 1);
+	ck_assert_msg(strstr(err, "unknown agent type 'crystal_ball'") != NULL, "stderr: %s", err);
+	free(out);
+	free(err);
+
+	json_t *pipeline = harness_sigtrig_json(
+		"pipelines add --json --name every-2s --mode periodic --config "
+		"'{\"nodes\":[{\"agent_type\":\"time_trigger\",\"config\":{\"interval\":\"2s\"}},"
+		"{\"agent_type\":\"market_data_agent\"},{\"agent_type\":\"bias_agent\"}]}'",
+		&status);
+	ck_assert_int_eq(status, 0);
+	const char *id = json_string_value(json_object_get(pipeline, "id"));
+	ck_assert_ptr_nonnull(id);
+	/* Two runs, one after the other: the scheduler fired it again after its interval. */
+	ck_assert(harness_wait_for_value("SELECT count(*) FROM executions WHERE pipeline_id = $1"
+					 " AND status = 'SUCCEEDED' AND triggered_by = 'schedule'",
+					 id, "2", FLOW_TIMEOUT_MS));
+	char args[128];
+	snprintf(args, sizeof args, "pipelines disable %s", id);
+	ck_assert_int_eq(harness_sigtrig(args, NULL, NULL, NULL), 0);
+	json_decref(pipeline);
+}
+END_TEST
+
+START_TEST(test_oversized_signal_is_refused_to_the_sender)
+{
+	/* 40 tickers of 4,000 characters of reasoning: each valid, together over 64 KiB. */
+	size_t size = 200000;
+	char *input = malloc(size);
+	size_t used = (size_t)snprintf(input, size, "{\"signal_type\":\"t\",\"source\":\"s\",\"tickers\":[");
+	for (int i = 0; i < 40; i++) {
+		used += (size_t)snprintf(input + used, size - used, "%s{\"ticker\":\"BIG%d\",\"signal\":\"NEUTRAL\","
+					 "\"confidence\":50,\"reasoning\":\"", i > 0 ? "," : "", i);
+		memset(input + used, 'r', 4000);
+		used += 4000;
+		used += (size_t)snprintf(input + used, size - used, "\"}");
+	}
+	snprintf(input + used, size - used, "]}\n");
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(harness_sigtrig("inject -f -", input, &out, &err), 1);
+	ck_assert_msg(strstr(err, "line 1:") != NULL && strstr(err, "bytes") != NULL, "stderr: %s", err);
+	ck_assert_str_eq(out, "");
+	free(out);
+	free(err);
+	free(input);
+}
+END_TEST
+
+START_TEST(test_daemon_refuses_another_protocol_version_by_number)
+{
+	char err[256];
+	json_t *request = json_pack("{s:i, s:s}", "v", 2, "type", "status");
+	json_t *response = protocol_call(harness.config.control_socket, request, err, sizeof err);
+	ck_assert_ptr_nonnull(response);
+	ck_assert(json_is_false(json_object_get(response, "ok")));
+	ck_assert_msg(strstr(json_string_value(json_object_get(response, "error")), "version 2") != NULL, "%s",
+		      json_string_value(json_object_get(response, "error")));
+	json_decref(response);
+	/* The connection-level garbage case: the daemon answers and keeps serving. */
+	int fd = protocol_connect(harness.config.control_socket, err, sizeof err);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "{not json\n", 10), 10);
+	struct line_reader reader;
+	line_reader_init(&reader, fd);
+	char *line;
+	size_t length;
+	ck_assert_int_eq(line_reader_next(&reader, &line, &length), 1);
+	ck_assert_msg(strstr(line, "\"ok\":false") != NULL, "%s", line);
+	line_reader_free(&reader);
+	close(fd);
+	int status;
+	json_t *report = harness_sigtrig_json("status --json", &status);
+	ck_assert_int_eq(status, 0);
+	json_decref(report);
+}
+END_TEST
+
+START_TEST(test_human_trace_prints_numbers_and_strings)
+{
+	char *pipeline = add_pipeline("intc-traced", "INTC");
+	char signal_id[40];
+	new_uuid(signal_id);
+	char trace_path[600], command[2048];
+	snprintf(trace_path, sizeof trace_path, "%s/trace.txt", harness.dir);
+	snprintf(command, sizeof command,
+		 "timeout 60 '%s/sigtrig' trace --follow --signal %s --count 2 --dir '%s' >'%s' 2>/dev/null &",
+		 harness.bin, signal_id, harness.dir, trace_path);
+	ck_assert_int_eq(system(command), 0);
+	sleep(2);
+	char input[512];
+	snprintf(input, sizeof input,
+		 "{\"signal_id\":\"%s\",\"signal_type\":\"m\",\"source\":\"t\",\"tickers\":"
+		 "[{\"ticker\":\"INTC\",\"signal\":\"BULLISH\",\"confidence\":70}]}\n",
+		 signal_id);
+	ck_assert_int_eq(harness_sigtrig("inject -f -", input, NULL, NULL), 0);
+	int64_t deadline = time_monotonic_ms() + 10000;
+	char *text = NULL;
+	while (time_monotonic_ms() < deadline) {
+		usleep(200 * 1000);
+		free(text);
+		FILE *file = fopen(trace_path, "r");
+		text = file != NULL ? calloc(1, 65536) : NULL;
+		if (file != NULL) {
+			size_t got = fread(text, 1, 65535, file);
+			(void)got;
+			fclose(file);
+		}
+		if (text != NULL && strstr(text, " consumed ") != NULL)
+			break;
+	}
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(strstr(text, " published ") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, signal_id) != NULL, "%s", text);
+	const char *offset = strstr(text, "offset=");
+	ck_assert_msg(offset != NULL && offset[7] >= '0' && offset[7] <= '9', "%s", text);
+	ck_assert_msg(strstr(text, "tickers=[\"INTC\"]") != NULL, "%s", text);
+	free(text);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_environment_socket_is_used_when_no_dir_is_given)
+{
+	char command[2048];
+	snprintf(command, sizeof command,
+		 "cd / && SIGTRIG_CONTROL_SOCKET='%s' '%s/sigtrig' status --json >/dev/null 2>&1",
+		 harness.config.control_socket, harness.bin);
+	ck_assert_int_eq(WEXITSTATUS(system(command)), 0);
+	snprintf(command, sizeof command,
+		 "cd / && SIGTRIG_CONTROL_SOCKET=/nonexistent/sock '%s/sigtrig' status >/dev/null 2>&1",
+		 harness.bin);
+	ck_assert_int_eq(WEXITSTATUS(system(command)), 1);
+	/* an explicit --dir outranks the environment */
+	snprintf(command, sizeof command,
+		 "SIGTRIG_CONTROL_SOCKET=/nonexistent/sock '%s/sigtrig' status --dir '%s' >/dev/null 2>&1",
+		 harness.bin, harness.dir);
+	ck_assert_int_eq(WEXITSTATUS(system(command)), 0);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(harness_sigtrig("executions list extra", NULL, &out, &err), 2);
+	ck_assert_msg(strstr(err, "usage: sigtrig executions list") != NULL, "%s", err);
+	free(out);
+	free(err);
+}
+END_TEST
+
 static void stack_up(void) { harness_up("--no-generators"); }
 static void stack_down(void) { harness_down(); }
 
@@ -416,6 +575,11 @@ static Suite *flow_suite(void)
 	tcase_add_test(flow, test_garbage_on_the_topic_is_counted_and_does_not_stop_the_dispatcher);
 	tcase_add_test(flow, test_daemon_with_only_some_roles_shares_the_stack);
 	tcase_add_test(flow, test_mock_generator_publishes_at_its_rate_over_its_tickers);
+	tcase_add_test(flow, test_periodic_pipeline_runs_on_its_interval_and_bad_ones_are_refused);
+	tcase_add_test(flow, test_oversized_signal_is_refused_to_the_sender);
+	tcase_add_test(flow, test_daemon_refuses_another_protocol_version_by_number);
+	tcase_add_test(flow, test_human_trace_prints_numbers_and_strings);
+	tcase_add_test(flow, test_environment_socket_is_used_when_no_dir_is_given);
 	suite_add_tcase(suite, flow);
 	return suite;
 }
