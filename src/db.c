@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uuid/uuid.h>
 
 #include "migrations.h"
 
@@ -171,6 +172,41 @@ json_t *db_rows_to_json(PGresult *result)
 		json_array_append_new(rows, object);
 	}
 	return rows;
+}
+
+json_t *db_query_rows(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
+		      size_t errsize)
+{
+	PGresult *result = db_query(conn, sql, count, values, err, errsize);
+	if (result == NULL)
+		return NULL;
+	json_t *rows = db_rows_to_json(result);
+	PQclear(result);
+	return rows;
+}
+
+json_t *db_query_row_by_id(PGconn *conn, const char *sql, const char *what, const char *id, char *err,
+			   size_t errsize)
+{
+	if (!db_is_uuid(id)) {
+		snprintf(err, errsize, "'%s' is not a valid %s id (a UUID)", id, what);
+		return NULL;
+	}
+	const char *values[] = { id };
+	json_t *rows = db_query_rows(conn, sql, 1, values, err, errsize);
+	if (rows == NULL)
+		return NULL;
+	json_t *row = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	if (row == NULL)
+		snprintf(err, errsize, "no %s %s", what, id);
+	return row;
+}
+
+bool db_is_uuid(const char *text)
+{
+	uuid_t parsed;
+	return text != NULL && strlen(text) == 36 && uuid_parse(text, parsed) == 0;
 }
 
 char *db_text_array_literal(const char *const *items, size_t count)

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 PGconn *db_connect(const char *url, char *err, size_t errsize);
@@ -33,6 +34,17 @@ PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *
 
 /* Rows of a result as a JSON array of objects (json/jsonb columns embedded as JSON, arrays as text). */
 json_t *db_rows_to_json(PGresult *result);
+/* db_query() then db_rows_to_json(): the rows, or NULL with err filled. */
+json_t *db_query_rows(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
+		      size_t errsize);
+/*
+ * The one row a query by id finds, as a JSON object; NULL with err
+ * "no <what> <id>" when there is none, or the query's error.
+ */
+json_t *db_query_row_by_id(PGconn *conn, const char *sql, const char *what, const char *id, char *err,
+			   size_t errsize);
+/* Whether text is a UUID as PostgreSQL's uuid type reads it (36 characters, hyphenated). */
+bool db_is_uuid(const char *text);
 
 /* Formats a C array of strings as a PostgreSQL text[] literal, malloc'd: {"a","b"}. */
 char *db_text_array_literal(const char *const *items, size_t count);

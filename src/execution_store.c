@@ -95,55 +95,27 @@ int execution_store_finish(PGconn *conn, const char *execution_id, bool succeede
 	return 0;
 }
 
-static int is_uuid(const char *text)
-{
-	uuid_t parsed;
-	return text != NULL && strlen(text) == 36 && uuid_parse(text, parsed) == 0;
-}
-
 json_t *execution_store_list(PGconn *conn, const char *pipeline_id, const char *status,
 			     const char *signal_id, int limit, char *err, size_t errsize)
 {
-	if (pipeline_id != NULL && !is_uuid(pipeline_id)) {
-		snprintf(err, errsize, "'%s' is not a pipeline id (a UUID)", pipeline_id);
+	if (pipeline_id != NULL && !db_is_uuid(pipeline_id)) {
+		snprintf(err, errsize, "'%s' is not a valid pipeline id (a UUID)", pipeline_id);
 		return NULL;
 	}
 	char limit_text[16];
 	snprintf(limit_text, sizeof limit_text, "%d", limit > 0 ? limit : 20);
 	const char *values[] = { pipeline_id, status, limit_text, signal_id };
-	PGresult *result = db_query(conn,
-				    "SELECT " EXECUTION_COLUMNS EXECUTION_FROM
-				    "WHERE ($1::uuid IS NULL OR e.pipeline_id = $1::uuid)"
-				    "   AND ($2::text IS NULL OR e.status = $2)"
-				    "   AND ($4::text IS NULL OR e.signal_ids @> ARRAY[$4::text])"
-				    " ORDER BY e.created_at DESC, e.id LIMIT $3::integer",
-				    4, values, err, errsize);
-	if (result == NULL)
-		return NULL;
-	json_t *rows = db_rows_to_json(result);
-	PQclear(result);
-	return rows;
+	return db_query_rows(conn,
+			     "SELECT " EXECUTION_COLUMNS EXECUTION_FROM
+			     "WHERE ($1::uuid IS NULL OR e.pipeline_id = $1::uuid)"
+			     "   AND ($2::text IS NULL OR e.status = $2)"
+			     "   AND ($4::text IS NULL OR e.signal_ids @> ARRAY[$4::text])"
+			     " ORDER BY e.created_at DESC, e.id LIMIT $3::integer",
+			     4, values, err, errsize);
 }
 
 json_t *execution_store_show(PGconn *conn, const char *id, char *err, size_t errsize)
 {
-	if (!is_uuid(id)) {
-		snprintf(err, errsize, "'%s' is not an execution id (a UUID)", id);
-		return NULL;
-	}
-	const char *values[] = { id };
-	PGresult *result = db_query(conn, "SELECT " EXECUTION_COLUMNS EXECUTION_FROM "WHERE e.id = $1::uuid",
-				    1, values, err, errsize);
-	if (result == NULL)
-		return NULL;
-	json_t *rows = db_rows_to_json(result);
-	PQclear(result);
-	if (json_array_size(rows) == 0) {
-		json_decref(rows);
-		snprintf(err, errsize, "no execution %s", id);
-		return NULL;
-	}
-	json_t *execution = json_incref(json_array_get(rows, 0));
-	json_decref(rows);
-	return execution;
+	return db_query_row_by_id(conn, "SELECT " EXECUTION_COLUMNS EXECUTION_FROM "WHERE e.id = $1::uuid",
+				  "execution", id, err, errsize);
 }

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "timeutil.h"
 #include "trace.h"
 
 static pthread_mutex_t delivery_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -202,14 +203,7 @@ int kafka_produce(struct kafka_producer *producer, const char *topic, const char
 
 int kafka_delivery_wait(struct kafka_delivery *delivery, int timeout_ms, char *err, size_t errsize)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	struct timespec deadline = time_deadline_after_ms(timeout_ms);
 	pthread_mutex_lock(&delivery_lock);
 	while (!delivery->done)
 		if (pthread_cond_timedwait(&delivery_done, &delivery_lock, &deadline) != 0)

@@ -26,12 +26,6 @@ void pipeline_free(struct pipeline *pipeline)
 	memset(pipeline, 0, sizeof *pipeline);
 }
 
-static int is_uuid(const char *text)
-{
-	uuid_t parsed;
-	return text != NULL && strlen(text) == 36 && uuid_parse(text, parsed) == 0;
-}
-
 static int pipeline_from_row(PGresult *result, int row, struct pipeline *pipeline)
 {
 	memset(pipeline, 0, sizeof *pipeline);
@@ -56,7 +50,7 @@ static int pipeline_from_row(PGresult *result, int row, struct pipeline *pipelin
 
 int pipeline_store_get(PGconn *conn, const char *id, struct pipeline *pipeline, char *err, size_t errsize)
 {
-	if (!is_uuid(id))
+	if (!db_is_uuid(id))
 		return 0;
 	const char *values[] = { id };
 	PGresult *result = db_query(conn, "SELECT " PIPELINE_COLUMNS PIPELINE_FROM "WHERE p.id = $1", 1,
@@ -180,7 +174,7 @@ static int resolve_user(PGconn *conn, const json_t *definition, char id[PIPELINE
 	const json_t *user_name = json_object_get(definition, "user");
 	PGresult *result;
 	if (user_id != NULL) {
-		if (!is_uuid(json_string_value(user_id))) {
+		if (!db_is_uuid(json_string_value(user_id))) {
 			snprintf(err, errsize, "user_id: must be a UUID");
 			return -1;
 		}
@@ -275,42 +269,20 @@ done:
 
 json_t *pipeline_store_list(PGconn *conn, char *err, size_t errsize)
 {
-	PGresult *result = db_query(conn, "SELECT " PIPELINE_COLUMNS PIPELINE_FROM "ORDER BY p.created_at, p.id",
-				    0, NULL, err, errsize);
-	if (result == NULL)
-		return NULL;
-	json_t *rows = db_rows_to_json(result);
-	PQclear(result);
-	return rows;
+	return db_query_rows(conn, "SELECT " PIPELINE_COLUMNS PIPELINE_FROM "ORDER BY p.created_at, p.id", 0, NULL,
+			     err, errsize);
 }
 
 json_t *pipeline_store_show(PGconn *conn, const char *id, char *err, size_t errsize)
 {
-	if (!is_uuid(id)) {
-		snprintf(err, errsize, "'%s' is not a pipeline id (a UUID)", id);
-		return NULL;
-	}
-	const char *values[] = { id };
-	PGresult *result = db_query(conn, "SELECT " PIPELINE_COLUMNS PIPELINE_FROM "WHERE p.id = $1", 1,
-				    values, err, errsize);
-	if (result == NULL)
-		return NULL;
-	json_t *rows = db_rows_to_json(result);
-	PQclear(result);
-	if (json_array_size(rows) == 0) {
-		json_decref(rows);
-		snprintf(err, errsize, "no pipeline %s", id);
-		return NULL;
-	}
-	json_t *pipeline = json_incref(json_array_get(rows, 0));
-	json_decref(rows);
-	return pipeline;
+	return db_query_row_by_id(conn, "SELECT " PIPELINE_COLUMNS PIPELINE_FROM "WHERE p.id = $1", "pipeline",
+				  id, err, errsize);
 }
 
 json_t *pipeline_store_set_active(PGconn *conn, const char *id, bool active, char *err, size_t errsize)
 {
-	if (!is_uuid(id)) {
-		snprintf(err, errsize, "'%s' is not a pipeline id (a UUID)", id);
+	if (!db_is_uuid(id)) {
+		snprintf(err, errsize, "'%s' is not a valid pipeline id (a UUID)", id);
 		return NULL;
 	}
 	const char *values[] = { id, active ? "true" : "false" };

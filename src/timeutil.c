@@ -42,6 +42,19 @@ void time_format_celery(double epoch_seconds, char *buf, size_t size)
 	format_utc(epoch_seconds, "", buf, size);
 }
 
+struct timespec time_deadline_after_ms(int64_t ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += (time_t)(ms / 1000);
+	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	return deadline;
+}
+
 void time_sleep_ms_unless(int64_t ms, const volatile int *stop)
 {
 	while (ms > 0 && !*stop) {

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Wall clock, seconds since the epoch with microsecond resolution. */
 double time_now_seconds(void);
@@ -13,6 +14,8 @@ int64_t time_monotonic_ms(void);
 void time_format_iso8601(double epoch_seconds, char *buf, size_t size);
 /* Celery's date_done: naive UTC with microseconds, no zone suffix. */
 void time_format_celery(double epoch_seconds, char *buf, size_t size);
+/* The CLOCK_REALTIME instant `ms` from now, for pthread_cond_timedwait. */
+struct timespec time_deadline_after_ms(int64_t ms);
 /* Sleeps, returning early (0) when *stop becomes non-zero; checked every 50 ms. */
 void time_sleep_ms_unless(int64_t ms, const volatile int *stop);
 

@@ -58,14 +58,7 @@ int trace_take(char **lines, int max, int wait_ms)
 {
 	pthread_mutex_lock(&queue_lock);
 	if (queue_count == 0 && wait_ms > 0) {
-		struct timespec deadline;
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += wait_ms / 1000;
-		deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
+		struct timespec deadline = time_deadline_after_ms(wait_ms);
 		while (queue_count == 0)
 			if (pthread_cond_timedwait(&queue_ready, &queue_lock, &deadline) != 0)
 				break;

@@ -557,6 +557,37 @@ START_TEST(test_environment_socket_is_used_when_no_dir_is_given)
 }
 END_TEST
 
+
+START_TEST(test_pipelines_and_executions_by_id_explain_a_bad_or_unknown_id)
+{
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(harness_sigtrig("pipelines show nope", NULL, &out, &err), 1);
+	ck_assert_msg(strstr(err, "sigtrig: pipelines show: 'nope' is not a valid pipeline id") != NULL, "%s", err);
+	free(out);
+	free(err);
+	char id[40], args[128];
+	new_uuid(id);
+	snprintf(args, sizeof args, "executions show %s", id);
+	ck_assert_int_eq(harness_sigtrig(args, NULL, &out, &err), 1);
+	ck_assert_msg(strstr(err, "no execution ") != NULL, "%s", err);
+	free(out);
+	free(err);
+	/* disable, then enable: the flag round-trips and list shows it */
+	char *pipeline = add_pipeline("toggled", "CSCO");
+	snprintf(args, sizeof args, "pipelines disable --json %s", pipeline);
+	int status;
+	json_t *disabled = harness_sigtrig_json(args, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert(json_is_false(json_object_get(disabled, "is_active")));
+	json_decref(disabled);
+	snprintf(args, sizeof args, "pipelines enable --json %s", pipeline);
+	json_t *enabled = harness_sigtrig_json(args, &status);
+	ck_assert(json_is_true(json_object_get(enabled, "is_active")));
+	json_decref(enabled);
+	free(pipeline);
+}
+END_TEST
+
 static void stack_up(void) { harness_up("--no-generators"); }
 static void stack_down(void) { harness_down(); }
 
@@ -580,6 +611,7 @@ static Suite *flow_suite(void)
 	tcase_add_test(flow, test_daemon_refuses_another_protocol_version_by_number);
 	tcase_add_test(flow, test_human_trace_prints_numbers_and_strings);
 	tcase_add_test(flow, test_environment_socket_is_used_when_no_dir_is_given);
+	tcase_add_test(flow, test_pipelines_and_executions_by_id_explain_a_bad_or_unknown_id);
 	suite_add_tcase(suite, flow);
 	return suite;
 }
