@@ -40,7 +40,20 @@ static redisContext *trace_subscription;
 
 PGconn *control_db(struct control_context *context, char *err, size_t errsize)
 {
-	(void)context;
+	/*
+	 * A connection looks fine until it is used after the server restarted.
+	 * Requests are rare: an empty query first finds out, so that the
+	 * request itself does not fail on a dead connection.
+	 */
+	if (control_connection != NULL && PQstatus(control_connection) == CONNECTION_OK) {
+		PGresult *probe = PQexec(control_connection, "");
+		bool alive = PQresultStatus(probe) == PGRES_EMPTY_QUERY;
+		PQclear(probe);
+		if (!alive) {
+			PQfinish(control_connection);
+			control_connection = NULL;
+		}
+	}
 	return db_ensure(&control_connection, context->daemon->config.postgres_url, err, errsize);
 }
 

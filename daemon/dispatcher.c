@@ -40,7 +40,8 @@ struct dispatcher_state {
 	redisContext *redis;
 	struct pipeline_index *index;
 	atomic_llong index_loaded_ms; /* monotonic time of the last successful load; 0 never */
-	bool listening;             /* LISTEN sigtrig_pipelines is active on db */
+	PGconn *listen_db;          /* LISTENs on sigtrig_pipelines, nothing else */
+	int64_t listen_attempt_ms;
 	struct batch_policy policy;
 	struct signal *batch;
 	size_t batch_count, batch_capacity;
@@ -71,20 +72,20 @@ static void clear_error(void)
 	pthread_mutex_unlock(&state.info_lock);
 }
 
+/* The dispatcher's working PostgreSQL connection (claims and reloads). */
+static PGconn *dispatcher_db(char *err, size_t errsize)
+{
+	return db_ensure(&state.db, state.daemon->config.postgres_url, err, errsize);
+}
+
 /* Reloads the pipeline index; on failure the stale one stays in use. Returns whether it loaded. */
 static bool dispatcher_refresh_cache(void)
 {
 	char err[512];
-	if (db_ensure(&state.db, state.daemon->config.postgres_url, err, sizeof err) == NULL) {
+	if (dispatcher_db(err, sizeof err) == NULL) {
 		atomic_store(&state.postgres_ok, false);
 		note_error("pipeline_cache_refresh_failed", err);
 		return false;
-	}
-	/* LISTEN first: a change made while the load runs is not missed. */
-	if (!state.listening) {
-		PGresult *listen = db_query(state.db, "LISTEN sigtrig_pipelines", 0, NULL, err, sizeof err);
-		PQclear(listen);
-		state.listening = listen != NULL;
 	}
 	struct pipeline *pipelines;
 	size_t count;
@@ -111,18 +112,40 @@ static bool dispatcher_refresh_cache(void)
 	return true;
 }
 
-/* Whether PostgreSQL announced a pipeline change since the last look. */
+/*
+ * Whether PostgreSQL announced a pipeline change since the last look. The
+ * notifications come on a connection of their own that does nothing but
+ * LISTEN, so no claim or reload can replace it unnoticed. A broken or new
+ * listening connection counts as a change: what it missed is reloaded.
+ */
 static bool pipelines_changed(void)
 {
-	if (state.db == NULL || !state.listening)
-		return false;
-	if (PQstatus(state.db) != CONNECTION_OK || PQconsumeInput(state.db) == 0) {
-		state.listening = false;
-		return true; /* the reconnect and reload will LISTEN again */
+	if (state.listen_db != NULL &&
+	    (PQstatus(state.listen_db) != CONNECTION_OK || PQconsumeInput(state.listen_db) == 0)) {
+		PQfinish(state.listen_db);
+		state.listen_db = NULL;
+	}
+	if (state.listen_db == NULL) {
+		int64_t now = time_monotonic_ms();
+		if (now - state.listen_attempt_ms < 1000)
+			return false;
+		state.listen_attempt_ms = now;
+		char err[512];
+		state.listen_db = db_connect(state.daemon->config.postgres_url, err, sizeof err);
+		if (state.listen_db == NULL)
+			return false;
+		PGresult *listen = db_query(state.listen_db, "LISTEN sigtrig_pipelines", 0, NULL, err, sizeof err);
+		if (listen == NULL) {
+			PQfinish(state.listen_db);
+			state.listen_db = NULL;
+			return false;
+		}
+		PQclear(listen);
+		return true;
 	}
 	bool changed = false;
 	PGnotify *notice;
-	while ((notice = PQnotifies(state.db)) != NULL) {
+	while ((notice = PQnotifies(state.listen_db)) != NULL) {
 		changed = true;
 		PQfreemem(notice);
 	}
@@ -252,7 +275,7 @@ static int dispatcher_process_batch(void)
 		uuid_unparse_lower(task_id, claims[i].task_id);
 	}
 	if (match_count > 0) {
-		if (db_ensure(&state.db, state.daemon->config.postgres_url, err, sizeof err) == NULL ||
+		if (dispatcher_db(err, sizeof err) == NULL ||
 		    (metrics_add(METRIC_db_queries_total, 1),
 		     execution_store_claim(state.db, claims, (size_t)match_count, err, sizeof err)) != 0) {
 			atomic_store(&state.postgres_ok, false);
@@ -337,20 +360,53 @@ static void dispatcher_commit(void)
 		log_event(LOG_WARN, "kafka_commit_failed", json_pack("{s:s}", "error", rd_kafka_err2str(error)));
 }
 
+/*
+ * Pauses (or resumes) fetching on every assigned partition. While a batch
+ * cannot be decided the consumer keeps polling, which keeps its group
+ * membership alive, but fetches nothing new.
+ */
+static void dispatcher_hold_intake(bool hold)
+{
+	rd_kafka_topic_partition_list_t *assignment = NULL;
+	if (rd_kafka_assignment(state.consumer, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (hold)
+		rd_kafka_pause_partitions(state.consumer, assignment);
+	else
+		rd_kafka_resume_partitions(state.consumer, assignment);
+	rd_kafka_topic_partition_list_destroy(assignment);
+}
+
 static void dispatcher_flush_batch(void)
 {
 	int64_t backoff = 100;
+	bool held = false;
 	while (dispatcher_process_batch() != 0) {
 		if (state.stop || state.daemon->stopping) {
 			/* Not committed: the next dispatcher of the group replays the batch. */
 			batch_clear();
+			if (held)
+				dispatcher_hold_intake(false);
 			return;
+		}
+		if (!held) {
+			dispatcher_hold_intake(true);
+			held = true;
 		}
 		time_sleep_ms_unless(backoff, &state.stop);
 		backoff = backoff * 2 > RETRY_BACKOFF_MAX_MS ? RETRY_BACKOFF_MAX_MS : backoff * 2;
-		/* Keep the group membership alive during a long outage. */
-		rd_kafka_poll(state.consumer, 0);
+		/*
+		 * Poll to stay in the group. Whatever was fetched before the pause
+		 * joins the held batch: it is decided, and committed, with it.
+		 */
+		rd_kafka_message_t *message;
+		while ((message = rd_kafka_consumer_poll(state.consumer, 0)) != NULL) {
+			handle_message(message);
+			rd_kafka_message_destroy(message);
+		}
 	}
+	if (held)
+		dispatcher_hold_intake(false);
 	dispatcher_commit();
 	atomic_fetch_add(&state.batches, 1);
 	metrics_add(METRIC_batches_processed_total, 1);
@@ -437,6 +493,9 @@ void dispatcher_stop(struct daemon *daemon)
 	state.index = NULL;
 	if (state.db != NULL)
 		PQfinish(state.db);
+	if (state.listen_db != NULL)
+		PQfinish(state.listen_db);
+	state.db = state.listen_db = NULL;
 	redisFree(state.redis);
 	state.running = false;
 }

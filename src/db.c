@@ -5,6 +5,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "log.h"
 #include "migrations.h"
 
 /* Any fixed number: the key of the advisory lock that serialises migrations. */
@@ -17,6 +18,16 @@ static void copy_error(const char *what, const char *message, char *err, size_t 
 	size_t length = strlen(err);
 	while (length > 0 && (err[length - 1] == '\n' || err[length - 1] == ' '))
 		err[--length] = '\0';
+}
+
+/* libpq would print server notices (a FATAL at shutdown) raw on stderr: log them instead. */
+static void log_notice(void *unused, const char *message)
+{
+	(void)unused;
+	char text[1024];
+	snprintf(text, sizeof text, "%s", message);
+	text[strcspn(text, "\n")] = '\0';
+	log_event(LOG_WARN, "postgres_notice", json_pack("{s:s}", "message", text));
 }
 
 PGconn *db_connect(const char *url, char *err, size_t errsize)
@@ -34,6 +45,7 @@ PGconn *db_connect(const char *url, char *err, size_t errsize)
 		PQfinish(conn);
 		return NULL;
 	}
+	PQsetNoticeProcessor(conn, log_notice, NULL);
 	PGresult *result = PQexec(conn, "SET client_min_messages = warning");
 	PQclear(result);
 	return conn;

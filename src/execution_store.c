@@ -48,7 +48,8 @@ int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t c
 		"        c->>'triggered_by'"
 		" FROM jsonb_array_elements($1::jsonb) AS c"
 		" JOIN pipelines p ON p.id = (c->>'pipeline_id')::uuid AND p.is_active"
-		" ON CONFLICT (pipeline_id) WHERE status IN ('PENDING', 'RUNNING') DO NOTHING"
+		" ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
+		" DO NOTHING"
 		" RETURNING id",
 		1, values, err, errsize);
 	free(batch_text);

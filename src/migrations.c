@@ -54,6 +54,60 @@ static const struct migration migrations[] = {
 	  "  day integer NOT NULL,"
 	  "  close double precision NOT NULL CHECK (close > 0),"
 	  "  PRIMARY KEY (ticker, day));" },
+	{ 2, "claims by scope, leases, outbox, signals and their decisions, audit log",
+	  /* HOLDING: a run that must keep blocking its pipeline past its lease
+	   * (an order still open); never expired by the lease reaper. */
+	  "ALTER TABLE executions DROP CONSTRAINT executions_status_check;"
+	  "ALTER TABLE executions ADD CONSTRAINT executions_status_check"
+	  "  CHECK (status IN ('PENDING', 'RUNNING', 'HOLDING', 'SUCCEEDED', 'FAILED'));"
+	  /* claim_key '' claims the whole pipeline; a ticker claims (pipeline, ticker). */
+	  "ALTER TABLE executions ADD COLUMN claim_key text NOT NULL DEFAULT '';"
+	  /* Outbox: set once the task is in the queue; a PENDING row without it is re-enqueued. */
+	  "ALTER TABLE executions ADD COLUMN enqueued_at timestamptz;"
+	  "UPDATE executions SET enqueued_at = created_at;"
+	  /* Renewed by the worker's heartbeat while RUNNING; past it, the run is presumed dead. */
+	  "ALTER TABLE executions ADD COLUMN lease_expires_at timestamptz;"
+	  "DROP INDEX executions_one_live_per_pipeline;"
+	  "CREATE UNIQUE INDEX executions_one_live_per_claim ON executions (pipeline_id, claim_key)"
+	  "  WHERE status IN ('PENDING', 'RUNNING', 'HOLDING');"
+	  "CREATE INDEX executions_unenqueued ON executions (created_at)"
+	  "  WHERE status = 'PENDING' AND enqueued_at IS NULL;"
+	  "CREATE INDEX executions_running_lease ON executions (lease_expires_at) WHERE status = 'RUNNING';"
+	  "ALTER TABLE pipelines ADD COLUMN last_triggered_at timestamptz;"
+	  /* Every consumed signal, as received, so a run and a decision can be traced to it. */
+	  "CREATE TABLE signals ("
+	  "  signal_id text PRIMARY KEY,"
+	  "  body jsonb NOT NULL,"
+	  "  source text NOT NULL,"
+	  "  signal_type text NOT NULL,"
+	  "  kafka_partition integer,"
+	  "  kafka_offset bigint,"
+	  "  consumed_at timestamptz NOT NULL DEFAULT now());"
+	  /* What happened to each signal: one row per matched pipeline, or one for the signal. */
+	  "CREATE TABLE signal_decisions ("
+	  "  id bigserial PRIMARY KEY,"
+	  "  signal_id text NOT NULL,"
+	  "  pipeline_id uuid,"
+	  "  decision text NOT NULL CHECK (decision IN ('claimed', 'skipped')),"
+	  "  reason text,"
+	  "  execution_id uuid,"
+	  "  task_id text,"
+	  "  tickers text[] NOT NULL DEFAULT '{}',"
+	  "  decided_at timestamptz NOT NULL DEFAULT now());"
+	  "CREATE INDEX signal_decisions_by_signal ON signal_decisions (signal_id);"
+	  "CREATE TABLE audit_log ("
+	  "  id bigserial PRIMARY KEY,"
+	  "  at timestamptz NOT NULL DEFAULT now(),"
+	  "  signal_ids text[] NOT NULL,"
+	  "  pipeline_id uuid NOT NULL,"
+	  "  user_id uuid NOT NULL,"
+	  "  decision text NOT NULL,"
+	  "  reason text,"
+	  "  execution_id uuid);"
+	  "CREATE FUNCTION sigtrig_audit_log_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$"
+	  " BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;"
+	  "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log"
+	  "  FOR EACH STATEMENT EXECUTE FUNCTION sigtrig_audit_log_is_append_only();" },
 };
 
 const struct migration *migrations_list(size_t *count)

@@ -169,9 +169,14 @@ bool harness_wait_for_value(const char *sql, const char *parameter, const char *
 			nanosleep(&pause, NULL);
 		}
 	}
-	if (!matched)
-		fprintf(stderr, "waited %d ms for '%s' (param %s), last value '%s'\n", timeout_ms, expected,
-			parameter != NULL ? parameter : "-", last != NULL ? last : "(none)");
+	if (!matched) {
+		fprintf(stderr, "waited %d ms for '%s' (param %s), last value '%s'; the daemon's last log lines:\n",
+			timeout_ms, expected, parameter != NULL ? parameter : "-", last != NULL ? last : "(none)");
+		char command[700];
+		snprintf(command, sizeof command, "tail -n 30 '%s/log/sigtrigd.log' >&2", harness.dir);
+		if (system(command) != 0)
+			fprintf(stderr, "(no daemon log)\n");
+	}
 	free(last);
 	PQfinish(db);
 	return matched;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
@@ -588,6 +589,99 @@ START_TEST(test_pipelines_and_executions_by_id_explain_a_bad_or_unknown_id)
 }
 END_TEST
 
+
+/* The postmaster's pid, from the first line of its pid file in the stack. */
+static long postgres_pid(void)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/postgres/data/postmaster.pid", harness.dir);
+	FILE *file = fopen(path, "r");
+	long pid = 0;
+	if (file != NULL) {
+		if (fscanf(file, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(file);
+	}
+	return pid;
+}
+
+static json_int_t cached_pipelines(void)
+{
+	int status;
+	json_t *report = harness_sigtrig_json("status --json", &status);
+	json_int_t count = json_integer_value(json_object_get(json_object_get(report, "cache"), "pipelines"));
+	json_decref(report);
+	return count;
+}
+
+
+static void stop_postgres_and_wait(void)
+{
+	long pid = postgres_pid();
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(kill((pid_t)pid, SIGINT), 0);
+	int64_t deadline = time_monotonic_ms() + 30000;
+	while (kill((pid_t)pid, 0) == 0 && time_monotonic_ms() < deadline) {
+		waitpid(-1, NULL, WNOHANG);
+		usleep(100 * 1000);
+	}
+}
+
+START_TEST(test_requests_after_a_postgres_restart_use_a_fresh_connection)
+{
+	ck_assert_int_eq(harness_sigtrig("pipelines list", NULL, NULL, NULL), 0);
+	stop_postgres_and_wait();
+	ck_assert_int_eq(harness_sigtrig("up --no-generators", NULL, NULL, NULL), 0);
+	char *out = NULL, *err = NULL;
+	int status = harness_sigtrig("pipelines list", NULL, &out, &err);
+	ck_assert_msg(status == 0, "first request after the restart: %s", err);
+	free(out);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_postgres_outage_under_load_loses_nothing_and_the_daemon_survives)
+{
+	json_int_t cached = cached_pipelines();
+	char *pipeline = add_pipeline("outage", "PGDN");
+	/* The dispatcher hears of the new pipeline (NOTIFY) before the outage begins. */
+	int64_t seen_deadline = time_monotonic_ms() + 10000;
+	while (cached_pipelines() <= cached && time_monotonic_ms() < seen_deadline)
+		usleep(50 * 1000);
+	ck_assert_int_gt(cached_pipelines(), cached);
+	stop_postgres_and_wait();
+	char input[4096] = "";
+	char ids[5][40];
+	for (int i = 0; i < 5; i++) {
+		new_uuid(ids[i]);
+		size_t used = strlen(input);
+		snprintf(input + used, sizeof input - used,
+			 "{\"signal_id\":\"%s\",\"signal_type\":\"m\",\"source\":\"t\",\"tickers\":"
+			 "[{\"ticker\":\"PGDN\",\"signal\":\"BULLISH\",\"confidence\":80}]}\n",
+			 ids[i]);
+	}
+	char *out = NULL, *err = NULL;
+	ck_assert_msg(harness_sigtrig("inject -f -", input, &out, &err) == 0, "%s", err);
+	free(out);
+	free(err);
+	sleep(3); /* the dispatcher consumes them and fails to claim, again and again */
+	int status;
+	json_t *report = harness_sigtrig_json("status --json", &status);
+	ck_assert_int_eq(status, 3); /* answered, and says a backend is down */
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(report, "health"), "postgres"),
+							   "status")),
+			 "down");
+	json_decref(report);
+	/* 'sigtrig up' restarts what died and leaves the daemon alone. */
+	ck_assert_int_eq(harness_sigtrig("up --no-generators", NULL, NULL, NULL), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert_msg(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", ids[i],
+						     "SUCCEEDED", FLOW_TIMEOUT_MS),
+			      "signal %d of 5 lost in the outage", i + 1);
+	free(pipeline);
+}
+END_TEST
+
 static void stack_up(void) { harness_up("--no-generators"); }
 static void stack_down(void) { harness_down(); }
 
@@ -612,6 +706,8 @@ static Suite *flow_suite(void)
 	tcase_add_test(flow, test_human_trace_prints_numbers_and_strings);
 	tcase_add_test(flow, test_environment_socket_is_used_when_no_dir_is_given);
 	tcase_add_test(flow, test_pipelines_and_executions_by_id_explain_a_bad_or_unknown_id);
+	tcase_add_test(flow, test_requests_after_a_postgres_restart_use_a_fresh_connection);
+	tcase_add_test(flow, test_postgres_outage_under_load_loses_nothing_and_the_daemon_survives);
 	suite_add_tcase(suite, flow);
 	return suite;
 }
