@@ -19,6 +19,7 @@
 #include "pipeline_store.h"
 #include "protocol.h"
 #include "redis_client.h"
+#include "signal_store.h"
 #include "timeutil.h"
 #include "trace.h"
 
@@ -289,6 +290,16 @@ static json_t *handle_executions_list(struct control_context *context, const jso
 		    err);
 }
 
+static json_t *handle_signals_show(struct control_context *context, const json_t *request)
+{
+	const char *id;
+	json_t *missing = require_id(request, &id);
+	if (missing != NULL)
+		return missing;
+	WITH_DB(context, err, db);
+	return wrap("report", signal_store_show(db, id, err, sizeof err), err);
+}
+
 static json_t *handle_executions_show(struct control_context *context, const json_t *request)
 {
 	const char *id;
@@ -311,6 +322,7 @@ static const struct control_request_type request_types[] = {
 	{ "pipelines.disable", handle_pipelines_disable },
 	{ "executions.list", handle_executions_list },
 	{ "executions.show", handle_executions_show },
+	{ "signals.show", handle_signals_show },
 };
 
 const struct control_request_type *control_request_types(size_t *count)

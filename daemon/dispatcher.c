@@ -44,6 +44,8 @@ struct dispatcher_state {
 	int64_t listen_attempt_ms;
 	struct batch_policy policy;
 	struct signal *batch;
+	int32_t *batch_partitions;  /* where each batch signal came from, for its record */
+	int64_t *batch_offsets;
 	size_t batch_count, batch_capacity;
 	int64_t batch_first_ms;
 	atomic_llong batches, last_batch_ms;
@@ -154,7 +156,7 @@ static bool pipelines_changed(void)
 
 /* Takes ownership of *signal's contents. */
 // cppcheck-suppress constParameter
-static int batch_append(struct signal *signal)
+static int batch_append(struct signal *signal, int32_t partition, int64_t offset)
 {
 	if (state.batch_count == state.batch_capacity) {
 		size_t capacity = state.batch_capacity == 0 ? 64 : state.batch_capacity * 2;
@@ -162,10 +164,20 @@ static int batch_append(struct signal *signal)
 		if (grown == NULL)
 			return -1;
 		state.batch = grown;
+		int32_t *partitions = realloc(state.batch_partitions, capacity * sizeof *partitions);
+		if (partitions == NULL)
+			return -1;
+		state.batch_partitions = partitions;
+		int64_t *offsets = realloc(state.batch_offsets, capacity * sizeof *offsets);
+		if (offsets == NULL)
+			return -1;
+		state.batch_offsets = offsets;
 		state.batch_capacity = capacity;
 	}
 	if (state.batch_count == 0)
 		state.batch_first_ms = time_monotonic_ms();
+	state.batch_partitions[state.batch_count] = partition;
+	state.batch_offsets[state.batch_count] = offset;
 	state.batch[state.batch_count++] = *signal;
 	return 0;
 }
@@ -214,7 +226,7 @@ static void handle_message(rd_kafka_message_t *message)
 	trace_emit("consumed", signal.signal_id,
 		   json_pack("{s:o, s:i, s:I}", "tickers", daemon_signal_tickers(&signal), "partition",
 			     (int)message->partition, "offset", (json_int_t)message->offset));
-	if (batch_append(&signal) != 0) {
+	if (batch_append(&signal, message->partition, message->offset) != 0) {
 		log_msg(LOG_ERROR, "dispatcher_out_of_memory", "signal %s dropped from the batch", signal.signal_id);
 		signal_free(&signal);
 	}
@@ -237,13 +249,48 @@ static void trace_match_outcome(const struct batch_match *match, const struct ex
 		else
 			trace_emit("skipped", id,
 				   json_pack("{s:s, s:s, s:O}", "pipeline_id", match->pipeline->id, "reason",
-					     "already_running", "tickers", match->tickers));
+					     claim->reason, "tickers", match->tickers));
 	}
 	if (claim->claimed)
 		log_event(LOG_INFO, "signal_matched_to_pipeline",
 			  json_pack("{s:O, s:s, s:s, s:O}", "signal_ids", match->signal_ids, "pipeline_id",
 				    match->pipeline->id, "execution_id", claim->execution_id,
 				    "matched_tickers", match->tickers));
+}
+
+/* Every signal of the batch as received, for the signals table. */
+static json_t *dispatcher_signal_records(void)
+{
+	json_t *records = json_array();
+	for (size_t i = 0; i < state.batch_count; i++)
+		json_array_append_new(records, json_pack("{s:s, s:o, s:s, s:s, s:i, s:I}", "signal_id",
+							 state.batch[i].signal_id, "body",
+							 signal_to_json(&state.batch[i]), "source",
+							 state.batch[i].source, "signal_type",
+							 state.batch[i].signal_type, "partition",
+							 (int)state.batch_partitions[i], "offset",
+							 (json_int_t)state.batch_offsets[i]));
+	return records;
+}
+
+/* The decision for each signal no pipeline watches: recorded too, so every signal has one. */
+static json_t *dispatcher_unmatched_decisions(void)
+{
+	json_t *skips = json_array();
+	for (size_t s = 0; s < state.batch_count; s++) {
+		bool matched = false;
+		for (size_t t = 0; t < state.batch[s].ticker_count && !matched; t++) {
+			size_t postings;
+			pipeline_index_lookup(state.index, state.batch[s].tickers[t].ticker, &postings);
+			matched = postings > 0;
+		}
+		if (!matched)
+			json_array_append_new(skips, json_pack("{s:s, s:n, s:s, s:o}", "signal_id",
+							       state.batch[s].signal_id, "pipeline_id", "reason",
+							       "no_matching_pipeline", "tickers",
+							       daemon_signal_tickers(&state.batch[s])));
+	}
+	return skips;
 }
 
 /*
@@ -260,6 +307,7 @@ static int dispatcher_process_batch(void)
 		return -1;
 	}
 	int status = 0;
+	json_t *records = NULL, *unmatched = NULL;
 	struct execution_claim *claims = calloc(match_count > 0 ? (size_t)match_count : 1, sizeof *claims);
 	char **envelopes = calloc(match_count > 0 ? (size_t)match_count : 1, sizeof *envelopes);
 	size_t envelope_count = 0;
@@ -270,21 +318,23 @@ static int dispatcher_process_batch(void)
 	for (long i = 0; i < match_count; i++) {
 		claims[i].pipeline_id = matches[i].pipeline->id;
 		claims[i].signal_ids = matches[i].signal_ids;
+		claims[i].tickers = matches[i].tickers;
 		uuid_t task_id;
 		uuid_generate_random(task_id);
 		uuid_unparse_lower(task_id, claims[i].task_id);
 	}
-	if (match_count > 0) {
-		if (dispatcher_db(err, sizeof err) == NULL ||
-		    (metrics_add(METRIC_db_queries_total, 1),
-		     execution_store_claim(state.db, claims, (size_t)match_count, err, sizeof err)) != 0) {
-			atomic_store(&state.postgres_ok, false);
-			note_error("dispatcher_claim_failed", err);
-			status = -1;
-			goto done;
-		}
-		atomic_store(&state.postgres_ok, true);
+	records = dispatcher_signal_records();
+	unmatched = dispatcher_unmatched_decisions();
+	if (dispatcher_db(err, sizeof err) == NULL ||
+	    (metrics_add(METRIC_db_queries_total, 1),
+	     execution_store_decide_batch(state.db, records, claims, (size_t)match_count, unmatched, err,
+					  sizeof err)) != 0) {
+		atomic_store(&state.postgres_ok, false);
+		note_error("dispatcher_claim_failed", err);
+		status = -1;
+		goto done;
 	}
+	atomic_store(&state.postgres_ok, true);
 	for (long i = 0; i < match_count; i++) {
 		if (!claims[i].claimed)
 			continue;
@@ -325,25 +375,21 @@ static int dispatcher_process_batch(void)
 		trace_match_outcome(&matches[i], &claims[i]);
 		if (claims[i].claimed)
 			enqueued++;
-		else
+		else if (strcmp(claims[i].reason, "already_running") == 0)
 			skipped++;
 	}
-	for (size_t s = 0; s < state.batch_count; s++) {
-		bool matched = false;
-		for (size_t t = 0; t < state.batch[s].ticker_count && !matched; t++) {
-			size_t postings;
-			pipeline_index_lookup(state.index, state.batch[s].tickers[t].ticker, &postings);
-			matched = postings > 0;
-		}
-		if (!matched)
-			trace_emit("skipped", state.batch[s].signal_id,
-				   json_pack("{s:s, s:o}", "reason", "no_matching_pipeline", "tickers",
-					     daemon_signal_tickers(&state.batch[s])));
-	}
+	size_t index;
+	json_t *skip;
+	json_array_foreach(unmatched, index, skip)
+		trace_emit("skipped", json_string_value(json_object_get(skip, "signal_id")),
+			   json_pack("{s:s, s:O}", "reason", json_string_value(json_object_get(skip, "reason")),
+				     "tickers", json_object_get(skip, "tickers")));
 	metrics_add(METRIC_pipelines_matched_total, match_count);
 	metrics_add(METRIC_pipelines_enqueued_total, enqueued);
 	metrics_add(METRIC_pipelines_skipped_running_total, skipped);
 done:
+	json_decref(records);
+	json_decref(unmatched);
 	for (size_t i = 0; i < envelope_count; i++)
 		free(envelopes[i]);
 	free(envelopes);
@@ -488,7 +534,11 @@ void dispatcher_stop(struct daemon *daemon)
 	rd_kafka_destroy(state.consumer);
 	batch_clear();
 	free(state.batch);
+	free(state.batch_partitions);
+	free(state.batch_offsets);
 	state.batch = NULL;
+	state.batch_partitions = NULL;
+	state.batch_offsets = NULL;
 	pipeline_index_free(state.index);
 	state.index = NULL;
 	if (state.db != NULL)

@@ -65,6 +65,103 @@ int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t c
 	return 0;
 }
 
+int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct execution_claim *claims,
+				 size_t count, const json_t *skips, char *err, size_t errsize)
+{
+	json_t *candidates = json_array();
+	for (size_t i = 0; i < count; i++) {
+		uuid_t id;
+		uuid_generate_random(id);
+		uuid_unparse_lower(id, claims[i].execution_id);
+		claims[i].claimed = false;
+		claims[i].reason[0] = '\0';
+		json_array_append_new(candidates,
+				      json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "execution_id", claims[i].execution_id,
+						"task_id", claims[i].task_id, "pipeline_id", claims[i].pipeline_id,
+						"claim_key", "", "signal_ids", claims[i].signal_ids, "tickers",
+						claims[i].tickers != NULL ? claims[i].tickers : json_array()));
+	}
+	char *signals_text = json_dumps(signals, JSON_COMPACT);
+	char *candidates_text = json_dumps(candidates, JSON_COMPACT);
+	char *skips_text = json_dumps(skips, JSON_COMPACT);
+	json_decref(candidates);
+	const char *values[] = { signals_text, candidates_text, skips_text };
+	/*
+	 * Data-modifying CTEs run together, in one snapshot: a refusal, a claim,
+	 * its decision rows and its audit row are all written, or none is.
+	 */
+	PGresult *result = db_query(
+		conn,
+		"WITH incoming AS ("
+		"  INSERT INTO signals (signal_id, body, source, signal_type, kafka_partition, kafka_offset)"
+		"  SELECT s->>'signal_id', s->'body', s->>'source', s->>'signal_type',"
+		"         (s->>'partition')::integer, (s->>'offset')::bigint"
+		"  FROM jsonb_array_elements($1::jsonb) s"
+		"  ON CONFLICT (signal_id) DO NOTHING),"
+		" candidate AS ("
+		"  SELECT (c->>'execution_id')::uuid AS execution_id, c->>'task_id' AS task_id,"
+		"         (c->>'pipeline_id')::uuid AS pipeline_id, c->>'claim_key' AS claim_key,"
+		"         ARRAY(SELECT jsonb_array_elements_text(c->'signal_ids')) AS signal_ids,"
+		"         ARRAY(SELECT jsonb_array_elements_text(c->'tickers')) AS tickers, u.id AS user_id,"
+		"         CASE WHEN p.id IS NULL OR NOT p.is_active OR p.trigger_mode <> 'signal' THEN 'inactive'"
+		"              WHEN u.id IS NULL OR NOT u.is_active THEN 'unauthorized'"
+		"              WHEN u.credits <= 0 THEN 'no_budget'"
+		"              WHEN p.last_triggered_at IS NOT NULL"
+		"                   AND jsonb_typeof(p.config->'cooldown_seconds') = 'number'"
+		"                   AND p.last_triggered_at"
+		"                       + make_interval(secs => (p.config->>'cooldown_seconds')::float8) > now()"
+		"              THEN 'cooldown' END AS refusal"
+		"  FROM jsonb_array_elements($2::jsonb) c"
+		"  LEFT JOIN pipelines p ON p.id = (c->>'pipeline_id')::uuid"
+		"  LEFT JOIN users u ON u.id = p.user_id),"
+		" claimed AS ("
+		"  INSERT INTO executions (id, pipeline_id, status, signal_ids, task_id, claim_key)"
+		"  SELECT execution_id, pipeline_id, 'PENDING', signal_ids, task_id, claim_key"
+		"  FROM candidate WHERE refusal IS NULL"
+		"  ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
+		"  DO NOTHING RETURNING id, pipeline_id),"
+		" triggered AS ("
+		"  UPDATE pipelines SET last_triggered_at = now() WHERE id IN (SELECT pipeline_id FROM claimed)),"
+		" outcome AS ("
+		"  SELECT c.*, cl.id IS NOT NULL AS was_claimed,"
+		"         CASE WHEN cl.id IS NULL THEN coalesce(c.refusal, 'already_running') END AS reason"
+		"  FROM candidate c LEFT JOIN claimed cl ON cl.id = c.execution_id),"
+		" decided AS ("
+		"  INSERT INTO signal_decisions (signal_id, pipeline_id, decision, reason, execution_id, task_id, tickers)"
+		"  SELECT sid, o.pipeline_id, CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
+		"         CASE WHEN o.was_claimed THEN o.execution_id END, CASE WHEN o.was_claimed THEN o.task_id END,"
+		"         o.tickers"
+		"  FROM outcome o, unnest(o.signal_ids) AS sid"
+		"  UNION ALL"
+		"  SELECT k->>'signal_id', (k->>'pipeline_id')::uuid, 'skipped', k->>'reason', NULL, NULL,"
+		"         ARRAY(SELECT jsonb_array_elements_text(k->'tickers'))"
+		"  FROM jsonb_array_elements($3::jsonb) k),"
+		" audited AS ("
+		"  INSERT INTO audit_log (signal_ids, pipeline_id, user_id, decision, reason, execution_id)"
+		"  SELECT o.signal_ids, o.pipeline_id, o.user_id,"
+		"         CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
+		"         CASE WHEN o.was_claimed THEN o.execution_id END"
+		"  FROM outcome o WHERE o.user_id IS NOT NULL AND o.pipeline_id IS NOT NULL)"
+		" SELECT execution_id::text, was_claimed, reason FROM outcome",
+		3, values, err, errsize);
+	free(signals_text);
+	free(candidates_text);
+	free(skips_text);
+	if (result == NULL)
+		return -1;
+	for (int row = 0; row < PQntuples(result); row++) {
+		const char *id = PQgetvalue(result, row, 0);
+		for (size_t i = 0; i < count; i++) {
+			if (strcmp(claims[i].execution_id, id) != 0)
+				continue;
+			claims[i].claimed = PQgetvalue(result, row, 1)[0] == 't';
+			snprintf(claims[i].reason, sizeof claims[i].reason, "%s", PQgetvalue(result, row, 2));
+		}
+	}
+	PQclear(result);
+	return 0;
+}
+
 int execution_store_start(PGconn *conn, const char *execution_id, char *err, size_t errsize)
 {
 	const char *values[] = { execution_id };

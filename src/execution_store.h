@@ -21,7 +21,9 @@ struct execution_claim {
 	json_t *signal_ids;               /* array of strings, borrowed */
 	char execution_id[EXECUTION_ID_LENGTH + 1]; /* filled when claimed */
 	char task_id[EXECUTION_ID_LENGTH + 1];      /* filled by the caller before the claim */
+	json_t *tickers;                  /* the matched tickers, borrowed; may be NULL */
 	bool claimed;                     /* false: the pipeline already had a live execution */
+	char reason[32];                  /* why not claimed: already_running, inactive, unauthorized, no_budget, cooldown */
 };
 
 /*
@@ -31,6 +33,25 @@ struct execution_claim {
  */
 int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t count, char *err,
 			  size_t errsize);
+
+/*
+ * Decides a dispatcher batch in one statement, so that the decisions are
+ * durable together or not at all:
+ * - records every consumed signal (`signals`: a JSON array of
+ *   {signal_id, body, source, signal_type, partition, offset});
+ * - for each claim, refuses it when the pipeline is gone or inactive
+ *   (inactive), its owner is missing or inactive (unauthorized) or has no
+ *   credits left (no_budget), or it triggered within its config's
+ *   cooldown_seconds (cooldown); else claims it unless it already has a
+ *   live execution (already_running);
+ * - writes one decision per (signal, pipeline) to signal_decisions, plus
+ *   the decisions made before the database (`skips`: a JSON array of
+ *   {signal_id, pipeline_id or null, reason, tickers}), and one audit_log
+ *   row per claim.
+ * Fills claims[i].claimed and .reason. 0, or -1 with err (nothing written).
+ */
+int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct execution_claim *claims,
+				 size_t count, const json_t *skips, char *err, size_t errsize);
 
 /*
  * PENDING -> RUNNING. Returns 1 when this call started it, 0 when it was

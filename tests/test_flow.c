@@ -682,6 +682,140 @@ START_TEST(test_postgres_outage_under_load_loses_nothing_and_the_daemon_survives
 }
 END_TEST
 
+
+/* The decisions of `sigtrig signals show --json ID`, waiting until the signal has one. */
+static json_t *decisions_of(const char *signal_id)
+{
+	char args[128];
+	snprintf(args, sizeof args, "signals show --json %s", signal_id);
+	int64_t deadline = time_monotonic_ms() + FLOW_TIMEOUT_MS;
+	for (;;) {
+		int status;
+		json_t *report = harness_sigtrig_json(args, &status);
+		if (status == 0 && report != NULL) {
+			json_t *decisions = json_incref(json_object_get(report, "decisions"));
+			json_decref(report);
+			return decisions;
+		}
+		json_decref(report);
+		ck_assert_msg(time_monotonic_ms() < deadline, "signal %s never got a decision record", signal_id);
+		usleep(100 * 1000);
+	}
+}
+
+static const char *first_reason(const json_t *decisions)
+{
+	return json_string_value(json_object_get(json_array_get(decisions, 0), "reason"));
+}
+
+static void run_sql(const char *sql, const char *parameter)
+{
+	PGconn *db = harness_db();
+	const char *values[] = { parameter };
+	PGresult *result = PQexecParams(db, sql, parameter != NULL ? 1 : 0, NULL, values, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(result) == PGRES_COMMAND_OK, "%s: %s", sql, PQresultErrorMessage(result));
+	PQclear(result);
+	PQfinish(db);
+}
+
+START_TEST(test_every_consumed_signal_has_a_decision_record)
+{
+	char *pipeline = add_pipeline("recorded", "RCRD");
+	char *claimed = inject_one("RCRD");
+	json_t *decisions = decisions_of(claimed);
+	ck_assert_int_eq(json_array_size(decisions), 1);
+	json_t *decision = json_array_get(decisions, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(decision, "decision")), "claimed");
+	ck_assert_str_eq(json_string_value(json_object_get(decision, "pipeline_id")), pipeline);
+	ck_assert_int_eq(strlen(json_string_value(json_object_get(decision, "execution_id"))), 36);
+	json_decref(decisions);
+
+	char *nobody = inject_one("NOBODYWATCHES");
+	decisions = decisions_of(nobody);
+	ck_assert_str_eq(first_reason(decisions), "no_matching_pipeline");
+	json_decref(decisions);
+
+	/* The human form names the decision and the pipeline. */
+	char args[128], *out = NULL, *err = NULL;
+	snprintf(args, sizeof args, "signals show %s", claimed);
+	ck_assert_int_eq(harness_sigtrig(args, NULL, &out, &err), 0);
+	ck_assert_msg(strstr(out, "claimed") != NULL && strstr(out, "recorded") != NULL, "%s", out);
+	free(out);
+	free(err);
+	char unknown[40];
+	new_uuid(unknown);
+	snprintf(args, sizeof args, "signals show %s", unknown);
+	ck_assert_int_eq(harness_sigtrig(args, NULL, &out, &err), 1);
+	ck_assert_msg(strstr(err, "no signal") != NULL, "%s", err);
+	free(out);
+	free(err);
+
+	/* Every trigger is in the audit log, which refuses changes. */
+	PGconn *db = harness_db();
+	char *audited = harness_query_value(db, "SELECT decision FROM audit_log WHERE $1 = ANY(signal_ids)", claimed);
+	ck_assert_str_eq(audited, "claimed");
+	PGresult *tamper = PQexec(db, "UPDATE audit_log SET decision = 'x'");
+	ck_assert_int_eq(PQresultStatus(tamper), PGRES_FATAL_ERROR);
+	ck_assert_msg(strstr(PQresultErrorMessage(tamper), "append-only") != NULL, "%s", PQresultErrorMessage(tamper));
+	PQclear(tamper);
+	free(audited);
+	PQfinish(db);
+	free(nobody);
+	free(claimed);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_owner_without_credits_or_inactive_is_refused_and_recorded)
+{
+	int status;
+	json_t *pipeline = harness_sigtrig_json("pipelines add --json --name broke --ticker BRKE --user pauper", &status);
+	ck_assert_int_eq(status, 0);
+	run_sql("UPDATE users SET credits = 0 WHERE name = 'pauper'", NULL);
+	char *signal_id = inject_one("BRKE");
+	json_t *decisions = decisions_of(signal_id);
+	ck_assert_str_eq(first_reason(decisions), "no_budget");
+	json_decref(decisions);
+	free(signal_id);
+
+	run_sql("UPDATE users SET credits = 100, is_active = false WHERE name = 'pauper'", NULL);
+	signal_id = inject_one("BRKE");
+	decisions = decisions_of(signal_id);
+	ck_assert_str_eq(first_reason(decisions), "unauthorized");
+	json_decref(decisions);
+	PGconn *db = harness_db();
+	char *runs = harness_query_value(db, "SELECT count(*) FROM executions WHERE pipeline_id = $1",
+					 json_string_value(json_object_get(pipeline, "id")));
+	ck_assert_str_eq(runs, "0");
+	char *audited = harness_query_value(db, "SELECT reason FROM audit_log WHERE $1 = ANY(signal_ids)", signal_id);
+	ck_assert_str_eq(audited, "unauthorized");
+	free(audited);
+	free(runs);
+	PQfinish(db);
+	free(signal_id);
+	json_decref(pipeline);
+}
+END_TEST
+
+START_TEST(test_cooldown_skips_signals_right_after_a_run)
+{
+	int status;
+	json_t *pipeline = harness_sigtrig_json(
+		"pipelines add --json --name calm --ticker CALM --config '{\"cooldown_seconds\": 3600}'", &status);
+	ck_assert_int_eq(status, 0);
+	char *first = inject_one("CALM");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", first,
+					 "SUCCEEDED", FLOW_TIMEOUT_MS));
+	char *second = inject_one("CALM");
+	json_t *decisions = decisions_of(second);
+	ck_assert_str_eq(first_reason(decisions), "cooldown");
+	json_decref(decisions);
+	free(second);
+	free(first);
+	json_decref(pipeline);
+}
+END_TEST
+
 static void stack_up(void) { harness_up("--no-generators"); }
 static void stack_down(void) { harness_down(); }
 
@@ -706,6 +840,9 @@ static Suite *flow_suite(void)
 	tcase_add_test(flow, test_human_trace_prints_numbers_and_strings);
 	tcase_add_test(flow, test_environment_socket_is_used_when_no_dir_is_given);
 	tcase_add_test(flow, test_pipelines_and_executions_by_id_explain_a_bad_or_unknown_id);
+	tcase_add_test(flow, test_every_consumed_signal_has_a_decision_record);
+	tcase_add_test(flow, test_owner_without_credits_or_inactive_is_refused_and_recorded);
+	tcase_add_test(flow, test_cooldown_skips_signals_right_after_a_run);
 	tcase_add_test(flow, test_requests_after_a_postgres_restart_use_a_fresh_connection);
 	tcase_add_test(flow, test_postgres_outage_under_load_loses_nothing_and_the_daemon_survives);
 	suite_add_tcase(suite, flow);

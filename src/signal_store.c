@@ -1,0 +1,41 @@
+#include "signal_store.h"
+
+#include <stdio.h>
+
+#include "db.h"
+#include "execution_store.h"
+
+json_t *signal_store_show(PGconn *conn, const char *signal_id, char *err, size_t errsize)
+{
+	const char *values[] = { signal_id };
+	json_t *signals = db_query_rows(conn,
+					"SELECT signal_id, source, signal_type, kafka_partition, kafka_offset,"
+					" consumed_at, body FROM signals WHERE signal_id = $1",
+					1, values, err, errsize);
+	if (signals == NULL)
+		return NULL;
+	if (json_array_size(signals) == 0) {
+		json_decref(signals);
+		snprintf(err, errsize, "no signal %s: no dispatcher consumed it (yet)", signal_id);
+		return NULL;
+	}
+	json_t *decisions = db_query_rows(conn,
+					  "SELECT d.decided_at, d.decision, d.reason, d.pipeline_id,"
+					  " p.name AS pipeline_name, d.execution_id, d.task_id,"
+					  " to_jsonb(d.tickers) AS tickers"
+					  " FROM signal_decisions d LEFT JOIN pipelines p ON p.id = d.pipeline_id"
+					  " WHERE d.signal_id = $1 ORDER BY d.id",
+					  1, values, err, errsize);
+	json_t *executions = decisions != NULL
+				     ? execution_store_list(conn, NULL, NULL, signal_id, 1000, err, errsize)
+				     : NULL;
+	if (decisions == NULL || executions == NULL) {
+		json_decref(signals);
+		json_decref(decisions);
+		return NULL;
+	}
+	json_t *shown = json_pack("{s:O, s:o, s:o}", "signal", json_array_get(signals, 0), "decisions", decisions,
+				  "executions", executions);
+	json_decref(signals);
+	return shown;
+}

@@ -1,0 +1,16 @@
+/* The signals the dispatcher consumed, and what it decided for each (migration 2). */
+#ifndef SIGTRIG_SIGNAL_STORE_H
+#define SIGTRIG_SIGNAL_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/*
+ * {"signal": {...as consumed...}, "decisions": [...], "executions": [...]}
+ * for one signal id; NULL with err "no signal ..." when no dispatcher
+ * consumed it (yet), or the query's error.
+ */
+json_t *signal_store_show(PGconn *conn, const char *signal_id, char *err, size_t errsize);
+
+#endif
