@@ -309,25 +309,38 @@ static int dispatcher_process_batch(void)
 	int status = 0;
 	json_t *records = NULL, *unmatched = NULL;
 	struct execution_claim *claims = calloc(match_count > 0 ? (size_t)match_count : 1, sizeof *claims);
+	size_t *claim_match = calloc(match_count > 0 ? (size_t)match_count : 1, sizeof *claim_match);
+	size_t claim_count = 0;
 	char **envelopes = calloc(match_count > 0 ? (size_t)match_count : 1, sizeof *envelopes);
 	size_t envelope_count = 0;
-	if (claims == NULL || envelopes == NULL) {
+	if (claims == NULL || envelopes == NULL || claim_match == NULL) {
 		status = -1;
 		goto done;
 	}
-	for (long i = 0; i < match_count; i++) {
-		claims[i].pipeline_id = matches[i].pipeline->id;
-		claims[i].signal_ids = matches[i].signal_ids;
-		claims[i].tickers = matches[i].tickers;
-		uuid_t task_id;
-		uuid_generate_random(task_id);
-		uuid_unparse_lower(task_id, claims[i].task_id);
-	}
 	records = dispatcher_signal_records();
 	unmatched = dispatcher_unmatched_decisions();
+	for (long i = 0; i < match_count; i++) {
+		size_t index;
+		json_t *filtered;
+		json_array_foreach(matches[i].filtered_ids, index, filtered)
+			json_array_append_new(unmatched, json_pack("{s:O, s:s, s:s, s:[]}", "signal_id", filtered,
+								   "pipeline_id", matches[i].pipeline->id,
+								   "reason", "filtered", "tickers"));
+		/* Only the pipelines some signal passed the filters of are candidates. */
+		if (json_array_size(matches[i].signal_ids) == 0)
+			continue;
+		struct execution_claim *claim = &claims[claim_count];
+		claim_match[claim_count++] = (size_t)i;
+		claim->pipeline_id = matches[i].pipeline->id;
+		claim->signal_ids = matches[i].signal_ids;
+		claim->tickers = matches[i].tickers;
+		uuid_t task_id;
+		uuid_generate_random(task_id);
+		uuid_unparse_lower(task_id, claim->task_id);
+	}
 	if (dispatcher_db(err, sizeof err) == NULL ||
 	    (metrics_add(METRIC_db_queries_total, 1),
-	     execution_store_decide_batch(state.db, records, claims, (size_t)match_count, unmatched, err,
+	     execution_store_decide_batch(state.db, records, claims, claim_count, unmatched, err,
 					  sizeof err)) != 0) {
 		atomic_store(&state.postgres_ok, false);
 		note_error("dispatcher_claim_failed", err);
@@ -335,7 +348,7 @@ static int dispatcher_process_batch(void)
 		goto done;
 	}
 	atomic_store(&state.postgres_ok, true);
-	for (long i = 0; i < match_count; i++) {
+	for (size_t i = 0; i < claim_count; i++) {
 		if (!claims[i].claimed)
 			continue;
 		envelopes[envelope_count] =
@@ -371,8 +384,8 @@ static int dispatcher_process_batch(void)
 	atomic_store(&state.redis_ok, true);
 	clear_error();
 	int64_t enqueued = 0, skipped = 0;
-	for (long i = 0; i < match_count; i++) {
-		trace_match_outcome(&matches[i], &claims[i]);
+	for (size_t i = 0; i < claim_count; i++) {
+		trace_match_outcome(&matches[claim_match[i]], &claims[i]);
 		if (claims[i].claimed)
 			enqueued++;
 		else if (strcmp(claims[i].reason, "already_running") == 0)
@@ -394,6 +407,7 @@ done:
 		free(envelopes[i]);
 	free(envelopes);
 	free(claims);
+	free(claim_match);
 	batch_matches_free(matches, match_count > 0 ? (size_t)match_count : 0);
 	return status;
 }

@@ -62,17 +62,35 @@ long batch_match_signals(const struct pipeline_index *index, const struct signal
 					}
 					found[used] = (struct batch_match){
 						position, pipeline_index_pipeline(index, position), json_array(),
-						json_array()
+						json_array(), json_array()
 					};
 					slot_of[position] = ++used;
 				}
 				struct batch_match *match = &found[slot_of[position] - 1];
+				if (!pipeline_filter_accepts(&match->pipeline->filter, &signals[s],
+							     &signals[s].tickers[t])) {
+					append_unique(match->filtered_ids, signals[s].signal_id);
+					continue;
+				}
 				append_unique(match->signal_ids, signals[s].signal_id);
 				append_unique(match->tickers, ticker);
 			}
 		}
 	}
 	free(slot_of);
+	/* A signal that passed through another ticker was not filtered out. */
+	for (size_t m = 0; m < used; m++) {
+		for (size_t i = json_array_size(found[m].filtered_ids); i-- > 0;) {
+			const char *id = json_string_value(json_array_get(found[m].filtered_ids, i));
+			size_t k;
+			json_t *accepted;
+			json_array_foreach(found[m].signal_ids, k, accepted)
+				if (strcmp(json_string_value(accepted), id) == 0) {
+					json_array_remove(found[m].filtered_ids, i);
+					break;
+				}
+		}
+	}
 	*matches = found;
 	return (long)used;
 }
@@ -82,6 +100,7 @@ void batch_matches_free(struct batch_match *matches, size_t count)
 	for (size_t i = 0; i < count; i++) {
 		json_decref(matches[i].signal_ids);
 		json_decref(matches[i].tickers);
+		json_decref(matches[i].filtered_ids);
 	}
 	free(matches);
 }

@@ -27,13 +27,16 @@ int64_t batch_wait_ms(const struct batch_policy *policy, size_t count, int64_t f
 struct batch_match {
 	size_t position;        /* in the index */
 	const struct pipeline *pipeline;
-	json_t *signal_ids;     /* array of signal ids, in arrival order, no duplicates */
+	json_t *signal_ids;     /* signals that wake it, in arrival order, no duplicates (may be empty) */
 	json_t *tickers;        /* array of matched tickers, no duplicates */
+	json_t *filtered_ids;   /* signals that named a watched ticker but failed its filters */
 };
 
 /*
  * Matches every signal of a batch against the index. Each pipeline appears
- * once, however many signals or tickers matched it. Returns the number of
+ * once, however many signals or tickers matched it. A ticker that fails the
+ * pipeline's filters does not wake it: its signal is listed in
+ * filtered_ids, unless another of its tickers passed. Returns the number of
  * matches (*matches malloc'd; free with batch_matches_free), or -1.
  */
 long batch_match_signals(const struct pipeline_index *index, const struct signal *signals, size_t count,

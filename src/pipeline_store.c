@@ -45,6 +45,10 @@ static int pipeline_from_row(PGresult *result, int row, struct pipeline *pipelin
 	pipeline->config = json_loads(PQgetvalue(result, row, 7), 0, NULL);
 	if (pipeline->config == NULL)
 		pipeline->config = json_object();
+	/* A config that predates a filter rule accepts everything rather than nothing. */
+	char err[256];
+	if (pipeline_filter_parse(pipeline->config, &pipeline->filter, err, sizeof err) != 0)
+		pipeline_filter_parse(NULL, &pipeline->filter, err, sizeof err);
 	return pipeline->name != NULL && pipeline->tickers != NULL ? 0 : -1;
 }
 
@@ -236,6 +240,9 @@ json_t *pipeline_store_add(PGconn *conn, const json_t *definition, char *err, si
 	json_t *stored = NULL;
 	char user_id[PIPELINE_ID_LENGTH + 1];
 	if (validate_nodes(config, err, errsize) != 0)
+		goto done;
+	struct pipeline_filter filter;
+	if (pipeline_filter_parse(config, &filter, err, errsize) != 0)
 		goto done;
 	if (strcmp(mode, "periodic") == 0 && schedule_pipeline_interval(config) < 0) {
 		snprintf(err, errsize, "config.nodes: a periodic pipeline needs a time_trigger node whose "

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "pipeline_filter.h"
+
 #define PIPELINE_ID_LENGTH 36
 
 struct pipeline {
@@ -18,6 +20,7 @@ struct pipeline {
 	size_t ticker_count;
 	bool is_active;
 	json_t *config;        /* {"nodes": [{"agent_type": ..., "config": {...}}, ...]} */
+	struct pipeline_filter filter; /* from config.filters; borrows from config */
 };
 
 void pipeline_free(struct pipeline *pipeline);

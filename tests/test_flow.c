@@ -816,6 +816,42 @@ START_TEST(test_cooldown_skips_signals_right_after_a_run)
 }
 END_TEST
 
+
+START_TEST(test_pipeline_filters_are_honoured_and_recorded)
+{
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(harness_sigtrig("pipelines add --name bad-filter --ticker FLT "
+					 "--config '{\"filters\": {\"min_confidence\": 200}}'",
+					 NULL, &out, &err),
+			 1);
+	ck_assert_msg(strstr(err, "config.filters.min_confidence") != NULL, "%s", err);
+	free(out);
+	free(err);
+	int status;
+	json_t *pipeline = harness_sigtrig_json("pipelines add --json --name picky --ticker FLTR --config "
+						"'{\"filters\": {\"min_confidence\": 80, \"directions\": [\"BULLISH\"]}}'",
+						&status);
+	ck_assert_int_eq(status, 0);
+	char *weak = NULL;
+	ck_assert_int_eq(harness_sigtrig("inject --ticker FLTR --signal BULLISH --confidence 50", NULL, &weak, NULL), 0);
+	weak[strcspn(weak, "\n")] = '\0';
+	json_t *decisions = decisions_of(weak);
+	ck_assert_str_eq(first_reason(decisions), "filtered");
+	json_decref(decisions);
+	char *strong = inject_one("FLTR"); /* BULLISH, 90 */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", strong,
+					 "SUCCEEDED", FLOW_TIMEOUT_MS));
+	PGconn *db = harness_db();
+	char *count = harness_query_value(db, "SELECT count(*) FROM executions WHERE $1 = ANY(signal_ids)", weak);
+	ck_assert_str_eq(count, "0");
+	free(count);
+	PQfinish(db);
+	free(strong);
+	free(weak);
+	json_decref(pipeline);
+}
+END_TEST
+
 static void stack_up(void) { harness_up("--no-generators"); }
 static void stack_down(void) { harness_down(); }
 
@@ -843,6 +879,7 @@ static Suite *flow_suite(void)
 	tcase_add_test(flow, test_every_consumed_signal_has_a_decision_record);
 	tcase_add_test(flow, test_owner_without_credits_or_inactive_is_refused_and_recorded);
 	tcase_add_test(flow, test_cooldown_skips_signals_right_after_a_run);
+	tcase_add_test(flow, test_pipeline_filters_are_honoured_and_recorded);
 	tcase_add_test(flow, test_requests_after_a_postgres_restart_use_a_fresh_connection);
 	tcase_add_test(flow, test_postgres_outage_under_load_loses_nothing_and_the_daemon_survives);
 	suite_add_tcase(suite, flow);
