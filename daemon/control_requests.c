@@ -127,8 +127,11 @@ static json_t *handle_metrics(struct control_context *context, const json_t *req
 	(void)context;
 	(void)request;
 	char *text = metrics_to_prometheus();
+	if (text == NULL)
+		return protocol_error("metrics: out of memory");
 	json_t *response = protocol_ok();
-	json_object_set_new(response, "text", json_string(text != NULL ? text : ""));
+	json_object_set_new(response, "text", json_string(text));
+	json_object_set_new(response, "metrics", metrics_snapshot_json());
 	free(text);
 	return response;
 }

@@ -7,6 +7,7 @@
  * the batch, and the claim rule in PostgreSQL keeps a replay from starting
  * a pipeline that is already live.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline_index.h"
+#include "rate_limit.h"
+#include "skip_reason.h"
 #include "redis_client.h"
 #include "task_queue.h"
 #include "timeutil.h"
@@ -46,6 +49,8 @@ struct dispatcher_state {
 	struct signal *batch;
 	int32_t *batch_partitions;  /* where each batch signal came from, for its record */
 	int64_t *batch_offsets;
+	bool *batch_limited;        /* refused by the source's rate limit: decided, never matched */
+	struct rate_limiter *limiter;
 	size_t batch_count, batch_capacity;
 	int64_t batch_first_ms;
 	atomic_llong batches, last_batch_ms;
@@ -172,12 +177,17 @@ static int batch_append(struct signal *signal, int32_t partition, int64_t offset
 		if (offsets == NULL)
 			return -1;
 		state.batch_offsets = offsets;
+		bool *limited = realloc(state.batch_limited, capacity * sizeof *limited);
+		if (limited == NULL)
+			return -1;
+		state.batch_limited = limited;
 		state.batch_capacity = capacity;
 	}
 	if (state.batch_count == 0)
 		state.batch_first_ms = time_monotonic_ms();
 	state.batch_partitions[state.batch_count] = partition;
 	state.batch_offsets[state.batch_count] = offset;
+	state.batch_limited[state.batch_count] = !rate_limiter_allow(state.limiter, signal->source, time_now_seconds());
 	state.batch[state.batch_count++] = *signal;
 	return 0;
 }
@@ -215,12 +225,13 @@ static void handle_message(rd_kafka_message_t *message)
 	struct signal_error error;
 	if (signal_parse(message->payload, message->len, &signal, &error) != 0) {
 		metrics_add(METRIC_signals_invalid_total, 1);
+		metrics_skip(SKIP_invalid, 1);
 		char reason[320];
 		signal_error_format(&error, reason, sizeof reason);
 		log_event(LOG_WARN, "signal_invalid",
 			  json_pack("{s:i, s:I, s:s}", "partition", (int)message->partition, "offset",
 				    (json_int_t)message->offset, "reason", reason));
-		trace_emit("skipped", "", json_pack("{s:s, s:s}", "reason", "invalid", "detail", reason));
+		trace_emit("skipped", "", json_pack("{s:s, s:s}", "reason", skip_reason_name(SKIP_invalid), "detail", reason));
 		return;
 	}
 	trace_emit("consumed", signal.signal_id,
@@ -273,11 +284,22 @@ static json_t *dispatcher_signal_records(void)
 	return records;
 }
 
-/* The decision for each signal no pipeline watches: recorded too, so every signal has one. */
+/*
+ * The decisions made before the database: each signal no pipeline watches,
+ * and each one its source's rate limit refused. Recorded too, so every
+ * signal has one.
+ */
 static json_t *dispatcher_unmatched_decisions(void)
 {
 	json_t *skips = json_array();
 	for (size_t s = 0; s < state.batch_count; s++) {
+		if (state.batch_limited[s]) {
+			json_array_append_new(skips, json_pack("{s:s, s:n, s:s, s:o}", "signal_id",
+							       state.batch[s].signal_id, "pipeline_id", "reason",
+							       skip_reason_name(SKIP_rate_limited), "tickers",
+							       daemon_signal_tickers(&state.batch[s])));
+			continue;
+		}
 		bool matched = false;
 		for (size_t t = 0; t < state.batch[s].ticker_count && !matched; t++) {
 			size_t postings;
@@ -287,10 +309,33 @@ static json_t *dispatcher_unmatched_decisions(void)
 		if (!matched)
 			json_array_append_new(skips, json_pack("{s:s, s:n, s:s, s:o}", "signal_id",
 							       state.batch[s].signal_id, "pipeline_id", "reason",
-							       "no_matching_pipeline", "tickers",
+							       skip_reason_name(SKIP_no_matching_pipeline), "tickers",
 							       daemon_signal_tickers(&state.batch[s])));
 	}
 	return skips;
+}
+
+/*
+ * signal_to_enqueue_seconds: once per signal that started at least one
+ * run, from the signal's own timestamp to now, when its task is queued.
+ */
+static void dispatcher_observe_latency(const struct execution_claim *claims, size_t count)
+{
+	double now = time_now_seconds();
+	for (size_t s = 0; s < state.batch_count; s++) {
+		bool started = false;
+		for (size_t i = 0; i < count && !started; i++) {
+			if (!claims[i].claimed)
+				continue;
+			size_t index;
+			json_t *id;
+			json_array_foreach(claims[i].signal_ids, index, id)
+				if (strcmp(json_string_value(id), state.batch[s].signal_id) == 0)
+					started = true;
+		}
+		if (started)
+			metrics_observe(HISTOGRAM_signal_to_enqueue_seconds, fmax(0, now - state.batch[s].timestamp));
+	}
 }
 
 /*
@@ -300,8 +345,17 @@ static json_t *dispatcher_unmatched_decisions(void)
 static int dispatcher_process_batch(void)
 {
 	char err[512];
+	/* Rate-limited signals are decided already: only the others are matched (shallow copies). */
+	struct signal *admitted = calloc(state.batch_count > 0 ? state.batch_count : 1, sizeof *admitted);
+	size_t admitted_count = 0;
+	for (size_t i = 0; admitted != NULL && i < state.batch_count; i++)
+		if (!state.batch_limited[i])
+			admitted[admitted_count++] = state.batch[i];
 	struct batch_match *matches = NULL;
-	long match_count = batch_match_signals(state.index, state.batch, state.batch_count, &matches);
+	long match_count = admitted != NULL
+				   ? batch_match_signals(state.index, admitted, admitted_count, &matches)
+				   : -1;
+	free(admitted);
 	if (match_count < 0) {
 		note_error("dispatcher_batch_failed", "out of memory matching the batch");
 		return -1;
@@ -325,7 +379,8 @@ static int dispatcher_process_batch(void)
 		json_array_foreach(matches[i].filtered_ids, index, filtered)
 			json_array_append_new(unmatched, json_pack("{s:O, s:s, s:s, s:[]}", "signal_id", filtered,
 								   "pipeline_id", matches[i].pipeline->id,
-								   "reason", "filtered", "tickers"));
+								   "reason", skip_reason_name(SKIP_filtered),
+								   "tickers"));
 		/* Only the pipelines some signal passed the filters of are candidates. */
 		if (json_array_size(matches[i].signal_ids) == 0)
 			continue;
@@ -383,23 +438,28 @@ static int dispatcher_process_batch(void)
 	}
 	atomic_store(&state.redis_ok, true);
 	clear_error();
-	int64_t enqueued = 0, skipped = 0;
+	int64_t enqueued = 0;
 	for (size_t i = 0; i < claim_count; i++) {
 		trace_match_outcome(&matches[claim_match[i]], &claims[i]);
+		enum skip_reason reason;
 		if (claims[i].claimed)
 			enqueued++;
-		else if (strcmp(claims[i].reason, "already_running") == 0)
-			skipped++;
+		else if (skip_reason_from_name(claims[i].reason, &reason))
+			metrics_skip(reason, 1);
 	}
+	dispatcher_observe_latency(claims, claim_count);
 	size_t index;
 	json_t *skip;
-	json_array_foreach(unmatched, index, skip)
+	json_array_foreach(unmatched, index, skip) {
+		const char *why = json_string_value(json_object_get(skip, "reason"));
+		enum skip_reason reason;
+		if (skip_reason_from_name(why, &reason))
+			metrics_skip(reason, 1);
 		trace_emit("skipped", json_string_value(json_object_get(skip, "signal_id")),
-			   json_pack("{s:s, s:O}", "reason", json_string_value(json_object_get(skip, "reason")),
-				     "tickers", json_object_get(skip, "tickers")));
+			   json_pack("{s:s, s:O}", "reason", why, "tickers", json_object_get(skip, "tickers")));
+	}
 	metrics_add(METRIC_pipelines_matched_total, match_count);
 	metrics_add(METRIC_pipelines_enqueued_total, enqueued);
-	metrics_add(METRIC_pipelines_skipped_running_total, skipped);
 done:
 	json_decref(records);
 	json_decref(unmatched);
@@ -439,6 +499,7 @@ static void dispatcher_hold_intake(bool hold)
 
 static void dispatcher_flush_batch(void)
 {
+	double started = metrics_monotonic_seconds();
 	int64_t backoff = 100;
 	bool held = false;
 	while (dispatcher_process_batch() != 0) {
@@ -470,6 +531,7 @@ static void dispatcher_flush_batch(void)
 	dispatcher_commit();
 	atomic_fetch_add(&state.batches, 1);
 	metrics_add(METRIC_batches_processed_total, 1);
+	metrics_observe_since(HISTOGRAM_batch_processing_duration_seconds, started);
 	atomic_store(&state.last_batch_ms, (long long)(time_monotonic_ms() - state.batch_first_ms));
 	batch_clear();
 }
@@ -519,12 +581,21 @@ int dispatcher_start(struct daemon *daemon, char *err, size_t errsize)
 	state.stop = 0;
 	state.policy.max_signals = (size_t)daemon->config.dispatcher_batch_max_signals;
 	state.policy.max_wait_ms = daemon->config.dispatcher_batch_max_wait_ms;
-	state.consumer = kafka_consumer_new(&daemon->config, err, errsize);
-	if (state.consumer == NULL)
+	state.limiter = rate_limiter_new(daemon->config.dispatcher_rate_limit, daemon->config.dispatcher_rate_limit_burst,
+					 daemon->config.dispatcher_rate_limits, err, errsize);
+	if (state.limiter == NULL)
 		return -1;
+	state.consumer = kafka_consumer_new(&daemon->config, err, errsize);
+	if (state.consumer == NULL) {
+		rate_limiter_free(state.limiter);
+		state.limiter = NULL;
+		return -1;
+	}
 	if (pthread_create(&state.thread, NULL, dispatcher_loop, NULL) != 0) {
 		snprintf(err, errsize, "cannot start the dispatcher thread");
 		rd_kafka_destroy(state.consumer);
+		rate_limiter_free(state.limiter);
+		state.limiter = NULL;
 		return -1;
 	}
 	state.running = true;
@@ -550,6 +621,10 @@ void dispatcher_stop(struct daemon *daemon)
 	free(state.batch);
 	free(state.batch_partitions);
 	free(state.batch_offsets);
+	free(state.batch_limited);
+	state.batch_limited = NULL;
+	rate_limiter_free(state.limiter);
+	state.limiter = NULL;
 	state.batch = NULL;
 	state.batch_partitions = NULL;
 	state.batch_offsets = NULL;

@@ -16,7 +16,9 @@
 #include "daemon.h"
 #include "db.h"
 #include "execution_store.h"
+#include "execution_store_outbox.h"
 #include "log.h"
+#include "reaper.h"
 #include "schedule.h"
 #include "task_queue.h"
 #include "timeutil.h"
@@ -30,6 +32,7 @@ static struct {
 	redisContext *redis;
 	atomic_long fired;
 	bool outage_logged;
+	struct reaper reaper;
 } scheduler;
 
 static void scheduler_fire(const char *pipeline_id)
@@ -80,6 +83,10 @@ static void scheduler_fire(const char *pipeline_id)
 			pipeline_id, claim.execution_id, err);
 		return;
 	}
+	/* Not recorded: the reconciler pushes it again later, a harmless duplicate. */
+	const char *enqueued[] = { claim.execution_id };
+	if (execution_store_mark_enqueued(scheduler.db, enqueued, 1, err, sizeof err) != 0)
+		log_msg(LOG_WARN, "periodic_enqueue_not_recorded", "execution %s: %s", claim.execution_id, err);
 	atomic_fetch_add(&scheduler.fired, 1);
 	log_event(LOG_INFO, "periodic_pipeline_fired",
 		  json_pack("{s:s, s:s, s:s}", "pipeline_id", pipeline_id, "execution_id", claim.execution_id,
@@ -118,6 +125,8 @@ static void scheduler_tick(void)
 			scheduler_fire(PQgetvalue(result, row, 0));
 	}
 	PQclear(result);
+	if (!scheduler.stop)
+		reaper_tick(&scheduler.reaper, &scheduler.daemon->config, scheduler.db, &scheduler.redis);
 }
 
 static void *scheduler_loop(void *argument)
@@ -160,5 +169,6 @@ void scheduler_stop(struct daemon *daemon)
 json_t *scheduler_info(struct daemon *daemon)
 {
 	(void)daemon;
-	return json_pack("{s:I}", "fired", (json_int_t)atomic_load(&scheduler.fired));
+	return json_pack("{s:I, s:o}", "fired", (json_int_t)atomic_load(&scheduler.fired), "housekeeping",
+			 reaper_info(&scheduler.reaper));
 }

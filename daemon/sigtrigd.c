@@ -23,6 +23,7 @@
 #include "db.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "timeutil.h"
 #include "trace_relay.h"
 
@@ -297,8 +298,13 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &action, NULL);
 
 	int pid_fd = claim_pid_file(daemon.config.daemon_pid_file, err, sizeof err);
-	int listen_fd = pid_fd < 0 ? -1 : control_listen(daemon.config.control_socket, err, sizeof err);
+	/* metrics.listen that cannot be bound is a start-up failure, like the control socket. */
+	struct metrics_http *metrics_listener = NULL;
+	bool metrics_failed = pid_fd >= 0 && *daemon.config.metrics_listen != '\0' &&
+			      (metrics_listener = metrics_http_start(daemon.config.metrics_listen, err, sizeof err)) == NULL;
+	int listen_fd = pid_fd < 0 || metrics_failed ? -1 : control_listen(daemon.config.control_socket, err, sizeof err);
 	if (listen_fd < 0) {
+		metrics_http_stop(metrics_listener);
 		log_msg(LOG_ERROR, "daemon_start_failed", "%s", err);
 		report_ready(ready_fd, err);
 		if (!foreground || ready_fd < 0)
@@ -342,6 +348,7 @@ int main(int argc, char **argv)
 		if (daemon_has_role(&daemon, (enum role_id)started))
 			role_table[started].stop(&daemon);
 	trace_relay_stop();
+	metrics_http_stop(metrics_listener);
 	kafka_producer_destroy(daemon.producer, 5000);
 	close(listen_fd);
 	unlink(daemon.config.control_socket);

@@ -8,6 +8,10 @@
  *
  * A task is never lost: it is recorded in `unacked` in the same script
  * that takes it, and removed only by the ack, after the result is stored.
+ * An execution is never run twice at once: each run holds a lease on it
+ * (worker.lease_s), which one more thread, the heartbeat, renews for
+ * every run of this daemon whatever the agents are doing; a worker that
+ * dies stops renewing, and the scheduler role's reaper fails the run.
  * When Redis or PostgreSQL is down the threads log once per outage and
  * retry with backoff; they never exit until the daemon stops.
  */
@@ -23,6 +27,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "execution_store.h"
+#include "execution_store_lease.h"
 #include "execution_store_worker.h"
 #include "log.h"
 #include "metrics.h"
@@ -53,6 +58,17 @@ struct worker_thread {
 	bool started;
 	redisContext *redis;
 	PGconn *db;
+	/* The lease of the run in hand, for the heartbeat; guarded by worker.leases_lock. */
+	char lease_execution_id[EXECUTION_ID_LENGTH + 1];
+	char lease_owner[EXECUTION_LEASE_OWNER_SIZE];
+	bool lease_held;
+	bool lease_lost; /* the heartbeat found the run no longer holds it */
+};
+
+/* A lease as the heartbeat copies it out of a thread, to renew it without holding the lock. */
+struct worker_lease_copy {
+	char execution_id[EXECUTION_ID_LENGTH + 1];
+	char owner[EXECUTION_LEASE_OWNER_SIZE];
 };
 
 /*
@@ -65,11 +81,17 @@ struct worker_role {
 	int thread_count;
 	pthread_t restorer;
 	bool restorer_started;
+	pthread_t heartbeat;
+	bool heartbeat_started;
+	/* The heartbeat outlives the worker threads: it renews the runs they finish on the way out. */
+	volatile int heartbeat_stop;
+	pthread_mutex_t leases_lock;
 	bool running;
 	volatile int stop;
 	atomic_int busy;
 	atomic_int redis_connections; /* open connections of the role's threads */
 	atomic_llong tasks_run, tasks_failed, tasks_rejected, tasks_restored;
+	atomic_llong leases_lost, duplicates_dropped;
 	/* Set while a backend is unreachable, so each outage is logged once, not per retry. */
 	atomic_bool redis_down, postgres_down;
 };
@@ -235,6 +257,7 @@ struct execution_run {
 	struct pipeline pipeline;
 	bool pipeline_loaded;
 	char execution_id[EXECUTION_ID_LENGTH + 1];
+	char lease_owner[EXECUTION_LEASE_OWNER_SIZE]; /* this run's token, the same through retries */
 	bool execution_live; /* RUNNING on our behalf: it must be finished */
 };
 
@@ -265,20 +288,37 @@ static int begin_claimed_execution(struct worker_thread *thread, const struct ce
 				   bool retried, struct task_outcome *outcome, char *err, size_t errsize)
 {
 	snprintf(run->execution_id, sizeof run->execution_id, "%s", call->execution_id);
-	int started = execution_store_start(thread->db, call->execution_id, err, errsize);
+	long lease_s = worker.daemon->config.worker_lease_s;
+	int started = execution_store_start_leased(thread->db, call->execution_id, run->lease_owner,
+						   lease_s, err, errsize);
 	if (started < 0)
 		return begin_failed(thread, outcome, err);
 	if (started == 0 && (task->redelivered || retried)) {
-		/* Our own RUNNING execution, left by a dead worker or a broken connection. */
-		started = execution_store_resume(thread->db, call->execution_id, task->task_id, err,
-						 errsize);
-		if (started < 0)
+		/*
+		 * Our task's RUNNING execution: left by a dead worker, or started by
+		 * this run just before its connection broke. Taken only when its
+		 * lease is ours or ran out: a live lease means another worker runs it.
+		 */
+		int resumed = execution_store_resume(thread->db, call->execution_id, task->task_id,
+						     run->lease_owner, lease_s, err, errsize);
+		if (resumed < 0)
 			return begin_failed(thread, outcome, err);
-		if (started == 1)
+		if (resumed == EXECUTION_RESUME_LEASE_HELD) {
+			atomic_fetch_add(&worker.duplicates_dropped, 1);
+			log_msg(LOG_INFO, "task_duplicate_lease_held",
+				"task %s: execution %s is RUNNING under another worker's live lease;"
+				" acknowledged without running",
+				task->task_id, call->execution_id);
+			outcome->status = NULL;
+			return BEGIN_DONE;
+		}
+		started = resumed == EXECUTION_RESUME_TAKEN;
+		if (started)
 			log_msg(LOG_INFO, "execution_resumed", "execution %s of task %s runs again",
 				call->execution_id, task->task_id);
 	}
 	if (started == 0) {
+		atomic_fetch_add(&worker.duplicates_dropped, 1);
 		log_msg(LOG_INFO, "task_duplicate",
 			"task %s: execution %s is no longer PENDING; acknowledged without running",
 			task->task_id, call->execution_id);
@@ -312,14 +352,14 @@ static int begin_unclaimed_execution(struct worker_thread *thread, const struct 
 		return BEGIN_DONE;
 	}
 	run->pipeline_loaded = true;
-	int inserted = execution_store_insert_running(thread->db, call->pipeline_id, task->task_id,
-						      call->signal_ids,
-						      call->triggered_by_signal ? "signal" : "task",
-						      run->execution_id, err, errsize);
+	int inserted = execution_store_insert_running(
+		thread->db, call->pipeline_id, task->task_id, call->signal_ids,
+		call->triggered_by_signal ? "signal" : "task", run->lease_owner,
+		worker.daemon->config.worker_lease_s, run->execution_id, err, errsize);
 	if (inserted < 0)
 		return begin_failed(thread, outcome, err);
 	if (inserted == 0) {
-		snprintf(err, errsize, "pipeline %s already has a PENDING or RUNNING execution",
+		snprintf(err, errsize, "pipeline %s already has a PENDING, RUNNING or HOLDING execution",
 			 call->pipeline_id);
 		outcome_failure(outcome, "RuntimeError", err);
 		return BEGIN_DONE;
@@ -355,17 +395,139 @@ static int begin_execution(struct worker_thread *thread, const struct celery_tas
 	}
 }
 
-/* RUNNING -> SUCCEEDED/FAILED, retried until it is recorded or the worker stops. */
-static void finish_execution(struct worker_thread *thread, const char *execution_id, bool succeeded,
-			     const json_t *result, const char *error)
+/* ---- leases: the heartbeat renews those the worker threads hold ---- */
+
+/* From now until worker_release_lease(), the heartbeat renews this run's lease. */
+static void worker_hold_lease(struct worker_thread *thread, const struct execution_run *run)
 {
+	pthread_mutex_lock(&worker.leases_lock);
+	snprintf(thread->lease_execution_id, sizeof thread->lease_execution_id, "%s",
+		 run->execution_id);
+	snprintf(thread->lease_owner, sizeof thread->lease_owner, "%s", run->lease_owner);
+	thread->lease_held = true;
+	thread->lease_lost = false;
+	pthread_mutex_unlock(&worker.leases_lock);
+}
+
+static void worker_release_lease(struct worker_thread *thread)
+{
+	pthread_mutex_lock(&worker.leases_lock);
+	thread->lease_held = false;
+	thread->lease_lost = false;
+	pthread_mutex_unlock(&worker.leases_lock);
+}
+
+/* Marks the run of `owner` as having lost its lease; false when no thread holds it any more. */
+static bool worker_mark_lease_lost(const char *owner)
+{
+	bool marked = false;
+	pthread_mutex_lock(&worker.leases_lock);
+	for (int i = 0; i < worker.thread_count; i++) {
+		struct worker_thread *thread = &worker.threads[i];
+		if (thread->lease_held && !thread->lease_lost && strcmp(thread->lease_owner, owner) == 0)
+			marked = thread->lease_lost = true;
+	}
+	pthread_mutex_unlock(&worker.leases_lock);
+	return marked;
+}
+
+/*
+ * One heartbeat: renews, in one statement, the leases the threads hold
+ * now (copied under the lock, so that no thread waits on PostgreSQL), and
+ * reports once per run a lease that is no longer the run's.
+ */
+static void worker_renew_leases(PGconn **db, struct worker_lease_copy *copies,
+				struct execution_lease *leases, bool *renewed)
+{
+	size_t count = 0;
+	pthread_mutex_lock(&worker.leases_lock);
+	for (int i = 0; i < worker.thread_count; i++) {
+		const struct worker_thread *thread = &worker.threads[i];
+		if (!thread->lease_held || thread->lease_lost)
+			continue;
+		memcpy(copies[count].execution_id, thread->lease_execution_id,
+		       sizeof copies[count].execution_id);
+		memcpy(copies[count].owner, thread->lease_owner, sizeof copies[count].owner);
+		leases[count].execution_id = copies[count].execution_id;
+		leases[count].owner = copies[count].owner;
+		count++;
+	}
+	pthread_mutex_unlock(&worker.leases_lock);
+	if (count == 0)
+		return;
+	char err[512];
+	if (db_ensure(db, worker.daemon->config.postgres_url, err, sizeof err) == NULL) {
+		note_outage(&worker.postgres_down, "worker_postgres_unavailable", err);
+		return;
+	}
+	if (execution_store_renew_leases(*db, leases, count, worker.daemon->config.worker_lease_s,
+					 renewed, err, sizeof err) < 0) {
+		log_msg(LOG_WARN, "execution_lease_renew_failed", "%s", err);
+		return;
+	}
+	/* Not renewed: the run finished meanwhile (not news), or its execution was reaped or taken. */
+	for (size_t i = 0; i < count; i++) {
+		if (renewed[i] || !worker_mark_lease_lost(copies[i].owner))
+			continue;
+		atomic_fetch_add(&worker.leases_lost, 1);
+		log_msg(LOG_WARN, "execution_lease_lost",
+			"execution %s is no longer RUNNING under this run's lease (reaped or taken over);"
+			" the run goes on but its outcome will not be recorded",
+			copies[i].execution_id);
+	}
+}
+
+/* Renews the leases every third of worker.lease_s, whatever the agents are doing. */
+static void *worker_heartbeat_main(void *argument)
+{
+	(void)argument;
+	size_t slots = (size_t)worker.thread_count;
+	struct worker_lease_copy *copies = calloc(slots, sizeof *copies);
+	struct execution_lease *leases = calloc(slots, sizeof *leases);
+	bool *renewed = calloc(slots, sizeof *renewed);
+	if (copies == NULL || leases == NULL || renewed == NULL)
+		log_msg(LOG_ERROR, "worker_heartbeat_failed", "out of memory: leases are not renewed");
+	PGconn *db = NULL;
+	int64_t interval_ms = worker.daemon->config.worker_lease_s * 1000 / 3;
+	while (copies != NULL && leases != NULL && renewed != NULL && !worker.heartbeat_stop) {
+		time_sleep_ms_unless(interval_ms, &worker.heartbeat_stop);
+		if (!worker.heartbeat_stop)
+			worker_renew_leases(&db, copies, leases, renewed);
+	}
+	if (db != NULL)
+		PQfinish(db);
+	free(copies);
+	free(leases);
+	free(renewed);
+	return NULL;
+}
+
+/*
+ * RUNNING -> SUCCEEDED/FAILED, retried until it is recorded or the worker
+ * stops. A run that lost its lease records nothing: what happened since
+ * (the reaper failed it, another worker took it over) stands.
+ */
+static void finish_execution(struct worker_thread *thread, const struct execution_run *run,
+			     bool succeeded, const json_t *result, const char *error)
+{
+	const char *execution_id = run->execution_id;
 	char err[512];
 	int attempt = 0;
 	for (;;) {
-		if (worker_ensure_postgres(thread) &&
-		    execution_store_finish(thread->db, execution_id, succeeded, result, error, err,
-					   sizeof err) == 0)
+		int finished = -1;
+		if (worker_ensure_postgres(thread))
+			finished = execution_store_finish_leased(thread->db, execution_id,
+								 run->lease_owner, succeeded, result,
+								 error, err, sizeof err);
+		if (finished == 1)
 			return;
+		if (finished == 0) {
+			log_msg(LOG_WARN, "execution_finish_lease_lost",
+				"execution %s: this run lost its lease (reaped or taken over); its %s"
+				" outcome is not recorded",
+				execution_id, succeeded ? "SUCCEEDED" : "FAILED");
+			return;
+		}
 		if (thread->db != NULL && !postgres_connection_lost(thread)) {
 			log_msg(LOG_ERROR, "execution_finish_failed", "execution %s: %s", execution_id,
 				err);
@@ -390,11 +552,13 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 		return HANDLER_DONE;
 	}
 	struct execution_run run = { 0 };
+	execution_lease_owner_new(run.lease_owner);
 	int begun = begin_execution(thread, task, &call, &run, outcome, err, sizeof err);
 	if (begun == BEGIN_CONNECTION)
 		return HANDLER_STOPPED;
 	if (begun == BEGIN_DONE)
 		return HANDLER_DONE;
+	worker_hold_lease(thread, &run);
 	emit_trace("started", call.signal_ids,
 		   json_pack("{s:s, s:s, s:s}", "pipeline_id", call.pipeline_id, "execution_id",
 			     run.execution_id, "task_id", task->task_id));
@@ -421,7 +585,8 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 	}
 	int64_t duration = time_monotonic_ms() - started;
 	json_object_set_new(result, "execution_id", json_string(run.execution_id));
-	finish_execution(thread, run.execution_id, succeeded, result, succeeded ? NULL : err);
+	finish_execution(thread, &run, succeeded, result, succeeded ? NULL : err);
+	worker_release_lease(thread);
 	if (!succeeded) {
 		metrics_add(METRIC_execution_failures_total, 1);
 		atomic_fetch_add(&worker.tasks_failed, 1);
@@ -679,6 +844,7 @@ static void *worker_restorer_main(void *argument)
 int worker_start(struct daemon *daemon, char *err, size_t errsize)
 {
 	memset(&worker, 0, sizeof worker);
+	pthread_mutex_init(&worker.leases_lock, NULL);
 	worker.daemon = daemon;
 	worker.thread_count = (int)daemon->config.worker_concurrency;
 	worker.threads = calloc((size_t)worker.thread_count, sizeof *worker.threads);
@@ -693,6 +859,12 @@ int worker_start(struct daemon *daemon, char *err, size_t errsize)
 		return -1;
 	}
 	worker.restorer_started = true;
+	if (pthread_create(&worker.heartbeat, NULL, worker_heartbeat_main, NULL) != 0) {
+		snprintf(err, errsize, "worker: cannot start the lease heartbeat thread");
+		worker_stop(daemon);
+		return -1;
+	}
+	worker.heartbeat_started = true;
 	for (int i = 0; i < worker.thread_count; i++) {
 		worker.threads[i].index = i;
 		if (pthread_create(&worker.threads[i].thread, NULL, worker_thread_main,
@@ -704,9 +876,10 @@ int worker_start(struct daemon *daemon, char *err, size_t errsize)
 		worker.threads[i].started = true;
 	}
 	log_event(LOG_INFO, "worker_started",
-		  json_pack("{s:i, s:s, s:I}", "concurrency", worker.thread_count, "queue",
+		  json_pack("{s:i, s:s, s:I, s:I}", "concurrency", worker.thread_count, "queue",
 			    daemon->config.redis_queue, "visibility_timeout_s",
-			    (json_int_t)daemon->config.worker_visibility_timeout_s));
+			    (json_int_t)daemon->config.worker_visibility_timeout_s, "lease_s",
+			    (json_int_t)daemon->config.worker_lease_s));
 	return 0;
 }
 
@@ -722,6 +895,11 @@ void worker_stop(struct daemon *daemon)
 			pthread_join(worker.threads[i].thread, NULL);
 	if (worker.restorer_started)
 		pthread_join(worker.restorer, NULL);
+	/* Only now: the threads' last runs were renewed until they finished. */
+	worker.heartbeat_stop = 1;
+	if (worker.heartbeat_started)
+		pthread_join(worker.heartbeat, NULL);
+	pthread_mutex_destroy(&worker.leases_lock);
 	free(worker.threads);
 	worker.threads = NULL;
 	worker.running = false;
@@ -731,7 +909,8 @@ void worker_stop(struct daemon *daemon)
 
 json_t *worker_info(struct daemon *daemon)
 {
-	return json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:s, s:b, s:i, s:b}", "concurrency",
+	return json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:s, s:b, s:i, s:b, s:I, s:I, s:I}",
+			 "concurrency",
 			 worker.thread_count, "busy", atomic_load(&worker.busy), "tasks_run",
 			 (json_int_t)atomic_load(&worker.tasks_run), "tasks_failed",
 			 (json_int_t)atomic_load(&worker.tasks_failed), "tasks_rejected",
@@ -740,5 +919,8 @@ json_t *worker_info(struct daemon *daemon)
 			 daemon->config.redis_queue, "redis_connected",
 			 atomic_load(&worker.redis_connections) > 0 && !atomic_load(&worker.redis_down),
 			 "redis_connections", atomic_load(&worker.redis_connections), "postgres_connected",
-			 worker.running && !atomic_load(&worker.postgres_down));
+			 worker.running && !atomic_load(&worker.postgres_down), "lease_s",
+			 (json_int_t)daemon->config.worker_lease_s, "leases_lost",
+			 (json_int_t)atomic_load(&worker.leases_lost), "duplicates_dropped",
+			 (json_int_t)atomic_load(&worker.duplicates_dropped));
 }

@@ -270,7 +270,7 @@ const char *config_get_text(const struct config *config, const char *key, char *
 		snprintf(buf, size, "%ld", *(const long *)field);
 		break;
 	case CONFIG_DOUBLE:
-		snprintf(buf, size, "%g", *(const double *)field);
+		snprintf(buf, size, "%.15g", *(const double *)field);
 		break;
 	case CONFIG_BOOL:
 		snprintf(buf, size, "%s", *(const bool *)field ? "true" : "false");

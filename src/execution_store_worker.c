@@ -7,9 +7,48 @@
 
 #include "db.h"
 
+/* The lease columns as one statement sets them for the owner in $owner and lease_s in $seconds. */
+#define LEASE_FOR(owner, seconds)                                                              \
+	" lease_owner = " owner ", lease_renewed_at = now(),"                                  \
+	" lease_expires_at = now() + make_interval(secs => " seconds "::double precision)"
+
+void execution_lease_owner_new(char owner[EXECUTION_LEASE_OWNER_SIZE])
+{
+	uuid_t id;
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, owner);
+}
+
+/* Runs a statement that returns the rows it changed; 1 when it changed one, 0 when none, -1 on error. */
+static int changed_one_row(PGconn *conn, const char *sql, int count, const char *const *values,
+			   char *err, size_t errsize)
+{
+	PGresult *result = db_query(conn, sql, count, values, err, errsize);
+	if (result == NULL)
+		return -1;
+	int changed = PQntuples(result) == 1;
+	PQclear(result);
+	return changed;
+}
+
+int execution_store_start_leased(PGconn *conn, const char *execution_id, const char *owner,
+				 long lease_s, char *err, size_t errsize)
+{
+	char lease_text[32];
+	snprintf(lease_text, sizeof lease_text, "%ld", lease_s);
+	const char *values[] = { execution_id, owner, lease_text };
+	/* Only a PENDING execution starts: a duplicate task finds it RUNNING or done and is dropped. */
+	return changed_one_row(conn,
+			       "UPDATE executions SET status = 'RUNNING', started_at = now(),"
+			       LEASE_FOR("$2", "$3")
+			       " WHERE id = $1::uuid AND status = 'PENDING' RETURNING id",
+			       3, values, err, errsize);
+}
+
 int execution_store_insert_running(PGconn *conn, const char *pipeline_id, const char *task_id,
 				   const json_t *signal_ids, const char *triggered_by,
-				   char *execution_id, char *err, size_t errsize)
+				   const char *owner, long lease_s, char *execution_id, char *err,
+				   size_t errsize)
 {
 	uuid_t id;
 	uuid_generate_random(id);
@@ -19,37 +58,80 @@ int execution_store_insert_running(PGconn *conn, const char *pipeline_id, const 
 		snprintf(err, errsize, "out of memory");
 		return -1;
 	}
-	const char *values[] = { execution_id, pipeline_id, triggered_by, signal_ids_text, task_id };
+	char lease_text[32];
+	snprintf(lease_text, sizeof lease_text, "%ld", lease_s);
+	const char *values[] = { execution_id, pipeline_id,   triggered_by, signal_ids_text,
+				 task_id,      owner,         lease_text };
 	/* The partial unique index turns a second live execution into a conflict, as for a claim. */
-	PGresult *result = db_query(
+	int inserted = changed_one_row(
 		conn,
 		"INSERT INTO executions (id, pipeline_id, status, triggered_by, signal_ids, task_id,"
-		"                        started_at)"
+		"                        started_at, lease_owner, lease_renewed_at, lease_expires_at)"
 		" VALUES ($1::uuid, $2::uuid, 'RUNNING', $3,"
-		"         ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), $5, now())"
-		" ON CONFLICT (pipeline_id) WHERE status IN ('PENDING', 'RUNNING') DO NOTHING"
-		" RETURNING id",
-		5, values, err, errsize);
+		"         ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), $5, now(), $6, now(),"
+		"         now() + make_interval(secs => $7::double precision))"
+		" ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
+		" DO NOTHING RETURNING id",
+		7, values, err, errsize);
 	free(signal_ids_text);
-	if (result == NULL)
-		return -1;
-	int inserted = PQntuples(result) == 1;
-	PQclear(result);
 	return inserted;
 }
 
-int execution_store_resume(PGconn *conn, const char *execution_id, const char *task_id, char *err,
-			   size_t errsize)
+int execution_store_resume(PGconn *conn, const char *execution_id, const char *task_id,
+			   const char *owner, long lease_s, char *err, size_t errsize)
 {
-	const char *values[] = { execution_id, task_id };
-	PGresult *result = db_query(conn,
-				    "UPDATE executions SET started_at = now()"
-				    " WHERE id = $1::uuid AND status = 'RUNNING' AND task_id = $2"
-				    " RETURNING id",
-				    2, values, err, errsize);
+	char lease_text[32];
+	snprintf(lease_text, sizeof lease_text, "%ld", lease_s);
+	const char *values[] = { execution_id, task_id, owner, lease_text };
+	/*
+	 * The lease test is in the UPDATE's own WHERE, so PostgreSQL checks it
+	 * again on the newest row version when two runs race for one
+	 * execution: only the first takes it. The second column reads the
+	 * statement's snapshot, before the update, to tell a live lease apart.
+	 */
+	PGresult *result = db_query(
+		conn,
+		"WITH taken AS ("
+		"  UPDATE executions SET started_at = now()," LEASE_FOR("$3", "$4")
+		"  WHERE id = $1::uuid AND status = 'RUNNING' AND task_id = $2"
+		"    AND (lease_owner = $3 OR lease_expires_at IS NULL OR lease_expires_at < now())"
+		"  RETURNING id)"
+		" SELECT EXISTS (SELECT 1 FROM taken),"
+		"        EXISTS (SELECT 1 FROM executions WHERE id = $1::uuid AND status = 'RUNNING'"
+		"                AND task_id = $2 AND lease_expires_at >= now())",
+		4, values, err, errsize);
 	if (result == NULL)
 		return -1;
-	int resumed = PQntuples(result) == 1;
+	int outcome = EXECUTION_RESUME_REFUSED;
+	if (PQntuples(result) == 1 && PQgetvalue(result, 0, 0)[0] == 't')
+		outcome = EXECUTION_RESUME_TAKEN;
+	else if (PQntuples(result) == 1 && PQgetvalue(result, 0, 1)[0] == 't')
+		outcome = EXECUTION_RESUME_LEASE_HELD;
 	PQclear(result);
-	return resumed;
+	return outcome;
+}
+
+int execution_store_finish_leased(PGconn *conn, const char *execution_id, const char *owner,
+				  bool succeeded, const json_t *result, const char *error, char *err,
+				  size_t errsize)
+{
+	char *result_text = result != NULL ? json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	/*
+	 * The same status once more is this run's own earlier finish, whose
+	 * reply a broken connection lost: writing it again is harmless. The
+	 * reaper clears the owner of what it fails, so a reaped run never
+	 * matches.
+	 */
+	const char *values[] = { execution_id, owner, succeeded ? "SUCCEEDED" : "FAILED", result_text,
+				 error };
+	int finished = changed_one_row(
+		conn,
+		"UPDATE executions SET status = CASE status WHEN 'HOLDING' THEN status ELSE $3 END,"
+		" finished_at = now(), result = $4::jsonb, error = $5"
+		" WHERE id = $1::uuid AND lease_owner = $2"
+		"   AND (status IN ('RUNNING', 'HOLDING') OR status = $3)"
+		" RETURNING id",
+		5, values, err, errsize);
+	free(result_text);
+	return finished;
 }

@@ -108,6 +108,12 @@ static const struct migration migrations[] = {
 	  " BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;"
 	  "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log"
 	  "  FOR EACH STATEMENT EXECUTE FUNCTION sigtrig_audit_log_is_append_only();" },
+	{ 3, "lease owner and last renewal of running executions",
+	  /* The token of the worker run that holds a RUNNING execution's lease:
+	   * only that run renews, takes over or finishes it. The last renewal is
+	   * what the reaper reports when the lease runs out. */
+	  "ALTER TABLE executions ADD COLUMN lease_owner text;"
+	  "ALTER TABLE executions ADD COLUMN lease_renewed_at timestamptz;" },
 };
 
 const struct migration *migrations_list(size_t *count)

@@ -35,6 +35,25 @@ static void kafka_fetch_wait_max_ms(const struct stack *stack, char *buf, size_t
 	snprintf(buf, size, "10");
 }
 
+/*
+ * The mock broker's group coordinator waits out the session of a member
+ * that left (even one that sent LeaveGroup) before it rebalances: with
+ * librdkafka's 45 s default, a restarted or SIGKILLed dispatcher of the
+ * local stack would fetch nothing for 45 s. Short sessions, and heartbeats
+ * well inside them, bring that down to a few seconds.
+ */
+static void kafka_session_timeout_ms(const struct stack *stack, char *buf, size_t size)
+{
+	(void)stack;
+	snprintf(buf, size, "6000");
+}
+
+static void kafka_heartbeat_interval_ms(const struct stack *stack, char *buf, size_t size)
+{
+	(void)stack;
+	snprintf(buf, size, "1000");
+}
+
 static void redis_url(const struct stack *stack, char *buf, size_t size)
 {
 	snprintf(buf, size, "redis://127.0.0.1:%d/0", stack->redis_port);
@@ -70,6 +89,8 @@ static const struct managed_key managed_keys[] = {
 	{ "kafka.bootstrap_servers", kafka_bootstrap_servers },
 	{ "kafka.topic", kafka_topic },
 	{ "kafka.fetch_wait_max_ms", kafka_fetch_wait_max_ms },
+	{ "kafka.session.timeout.ms", kafka_session_timeout_ms },
+	{ "kafka.heartbeat.interval.ms", kafka_heartbeat_interval_ms },
 	{ "redis.url", redis_url },
 	{ "postgres.url", postgres_url },
 	{ "control.socket", control_socket },

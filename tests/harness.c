@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "db.h"
 #include "redis_client.h"
@@ -180,4 +181,37 @@ bool harness_wait_for_value(const char *sql, const char *parameter, const char *
 	free(last);
 	PQfinish(db);
 	return matched;
+}
+
+char *harness_add_pipeline(const char *name, const char *ticker)
+{
+	char args[256];
+	snprintf(args, sizeof args, "pipelines add --json --name %s --ticker %s", name, ticker);
+	int status;
+	json_t *pipeline = harness_sigtrig_json(args, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_ptr_nonnull(pipeline);
+	char *id = strdup(json_string_value(json_object_get(pipeline, "id")));
+	ck_assert_int_eq(strlen(id), 36);
+	json_decref(pipeline);
+	return id;
+}
+
+char *harness_inject_one(const char *ticker)
+{
+	char args[256], *out = NULL, *err = NULL;
+	snprintf(args, sizeof args, "inject --ticker %s --signal BULLISH --confidence 90", ticker);
+	int status = harness_sigtrig(args, NULL, &out, &err);
+	ck_assert_msg(status == 0, "inject failed: %s", err);
+	out[strcspn(out, "\n")] = '\0';
+	ck_assert_int_eq(strlen(out), 36);
+	free(err);
+	return out;
+}
+
+void harness_new_uuid(char *buf)
+{
+	uuid_t id;
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, buf);
 }

@@ -44,4 +44,11 @@ char *harness_query_value(PGconn *db, const char *sql, const char *parameter);
 /* Polls `sql` (one $1 parameter) until its first value equals `expected`; returns whether it did in time. */
 bool harness_wait_for_value(const char *sql, const char *parameter, const char *expected, int timeout_ms);
 
+/* `sigtrig pipelines add --name NAME --ticker TICKER`: the new pipeline's id, malloc'd. */
+char *harness_add_pipeline(const char *name, const char *ticker);
+/* `sigtrig inject --ticker TICKER` (BULLISH, 90): the signal's id, malloc'd. */
+char *harness_inject_one(const char *ticker);
+/* A random UUID, lower case, into buf (at least 37 bytes). */
+void harness_new_uuid(char *buf);
+
 #endif

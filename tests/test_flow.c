@@ -18,43 +18,10 @@
 
 #define FLOW_TIMEOUT_MS 30000
 
-static char *add_pipeline(const char *name, const char *ticker)
-{
-	char args[256];
-	snprintf(args, sizeof args, "pipelines add --json --name %s --ticker %s", name, ticker);
-	int status;
-	json_t *pipeline = harness_sigtrig_json(args, &status);
-	ck_assert_int_eq(status, 0);
-	ck_assert_ptr_nonnull(pipeline);
-	char *id = strdup(json_string_value(json_object_get(pipeline, "id")));
-	ck_assert_int_eq(strlen(id), 36);
-	json_decref(pipeline);
-	return id;
-}
-
-static char *inject_one(const char *ticker)
-{
-	char args[256], *out = NULL, *err = NULL;
-	snprintf(args, sizeof args, "inject --ticker %s --signal BULLISH --confidence 90", ticker);
-	int status = harness_sigtrig(args, NULL, &out, &err);
-	ck_assert_msg(status == 0, "inject failed: %s", err);
-	out[strcspn(out, "\n")] = '\0';
-	ck_assert_int_eq(strlen(out), 36);
-	free(err);
-	return out;
-}
-
-static void new_uuid(char *buf)
-{
-	uuid_t id;
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, buf);
-}
-
 START_TEST(test_injected_signal_runs_pipeline_to_success_with_result_in_redis)
 {
-	char *pipeline = add_pipeline("aapl-momentum", "AAPL");
-	char *signal_id = inject_one("AAPL");
+	char *pipeline = harness_add_pipeline("aapl-momentum", "AAPL");
+	char *signal_id = harness_inject_one("AAPL");
 	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
 					 "SUCCEEDED", FLOW_TIMEOUT_MS));
 	PGconn *db = harness_db();
@@ -105,11 +72,11 @@ END_TEST
 
 START_TEST(test_signal_for_pipeline_already_running_is_skipped)
 {
-	char *pipeline = add_pipeline("msft-busy", "MSFT");
+	char *pipeline = harness_add_pipeline("msft-busy", "MSFT");
 	/* A run in progress, as a worker holding it would leave it. */
 	PGconn *db = harness_db();
 	char running_id[40];
-	new_uuid(running_id);
+	harness_new_uuid(running_id);
 	const char *values[] = { running_id, pipeline };
 	PGresult *insert = PQexecParams(db,
 					"INSERT INTO executions (id, pipeline_id, status, started_at)"
@@ -125,7 +92,7 @@ START_TEST(test_signal_for_pipeline_already_running_is_skipped)
 		json_integer_value(json_object_get(json_object_get(before, "counters"), "pipelines_skipped_running_total"));
 	json_decref(before);
 
-	char *signal_id = inject_one("MSFT");
+	char *signal_id = harness_inject_one("MSFT");
 	int64_t deadline = time_monotonic_ms() + FLOW_TIMEOUT_MS;
 	json_int_t skipped_after = skipped_before;
 	while (skipped_after == skipped_before && time_monotonic_ms() < deadline) {
@@ -150,9 +117,9 @@ END_TEST
 
 START_TEST(test_signal_published_by_another_kafka_client_triggers)
 {
-	char *pipeline = add_pipeline("googl-from-kcat", "GOOGL");
+	char *pipeline = harness_add_pipeline("googl-from-kcat", "GOOGL");
 	char signal_id[40];
-	new_uuid(signal_id);
+	harness_new_uuid(signal_id);
 	char path[600];
 	snprintf(path, sizeof path, "%s/kcat-signal.json", harness.dir);
 	FILE *file = fopen(path, "w");
@@ -181,9 +148,9 @@ END_TEST
 
 START_TEST(test_trace_follow_shows_every_stage_of_a_signal)
 {
-	char *pipeline = add_pipeline("nvda-traced", "NVDA");
+	char *pipeline = harness_add_pipeline("nvda-traced", "NVDA");
 	char signal_id[40];
-	new_uuid(signal_id);
+	harness_new_uuid(signal_id);
 	char trace_path[600], command[2048];
 	snprintf(trace_path, sizeof trace_path, "%s/trace.jsonl", harness.dir);
 	/* Stops by itself after the six stages of one triggered signal. */
@@ -328,9 +295,9 @@ START_TEST(test_daemon_with_only_some_roles_shares_the_stack)
 	ck_assert_ptr_null(json_object_get(json_object_get(report, "role_details"), "dispatcher"));
 	json_decref(report);
 	/* With two daemons' workers on one queue, runs still complete exactly once each. */
-	char *pipeline = add_pipeline("shared-queue", "ORCL");
+	char *pipeline = harness_add_pipeline("shared-queue", "ORCL");
 	for (int i = 0; i < 3; i++) {
-		char *signal_id = inject_one("ORCL");
+		char *signal_id = harness_inject_one("ORCL");
 		ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
 						 "SUCCEEDED", FLOW_TIMEOUT_MS));
 		free(signal_id);
@@ -350,7 +317,7 @@ END_TEST
 
 START_TEST(test_mock_generator_publishes_at_its_rate_over_its_tickers)
 {
-	char *pipeline = add_pipeline("mock-watcher", "MOCKT");
+	char *pipeline = harness_add_pipeline("mock-watcher", "MOCKT");
 	start_extra_daemon("generator", "generator",
 			   "SIGTRIG_GENERATOR_MOCK_ENABLED=true SIGTRIG_GENERATOR_MOCK_RATE=20 "
 			   "SIGTRIG_GENERATOR_MOCK_TICKERS=MOCKT");
@@ -387,8 +354,8 @@ START_TEST(test_garbage_on_the_topic_is_counted_and_does_not_stop_the_dispatcher
 	snprintf(command, sizeof command, "kcat -b '%s' -t '%s' -P -l '%s'", harness.config.kafka_bootstrap_servers,
 		 harness.config.kafka_topic, path);
 	ck_assert_int_eq(system(command), 0);
-	char *pipeline = add_pipeline("after-garbage", "AMD");
-	char *signal_id = inject_one("AMD");
+	char *pipeline = harness_add_pipeline("after-garbage", "AMD");
+	char *signal_id = harness_inject_one("AMD");
 	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
 					 "SUCCEEDED", FLOW_TIMEOUT_MS));
 	json_t *after = harness_sigtrig_json("status --json", &status);
@@ -492,9 +459,9 @@ END_TEST
 
 START_TEST(test_human_trace_prints_numbers_and_strings)
 {
-	char *pipeline = add_pipeline("intc-traced", "INTC");
+	char *pipeline = harness_add_pipeline("intc-traced", "INTC");
 	char signal_id[40];
-	new_uuid(signal_id);
+	harness_new_uuid(signal_id);
 	char trace_path[600], command[2048];
 	snprintf(trace_path, sizeof trace_path, "%s/trace.txt", harness.dir);
 	snprintf(command, sizeof command,
@@ -567,14 +534,14 @@ START_TEST(test_pipelines_and_executions_by_id_explain_a_bad_or_unknown_id)
 	free(out);
 	free(err);
 	char id[40], args[128];
-	new_uuid(id);
+	harness_new_uuid(id);
 	snprintf(args, sizeof args, "executions show %s", id);
 	ck_assert_int_eq(harness_sigtrig(args, NULL, &out, &err), 1);
 	ck_assert_msg(strstr(err, "no execution ") != NULL, "%s", err);
 	free(out);
 	free(err);
 	/* disable, then enable: the flag round-trips and list shows it */
-	char *pipeline = add_pipeline("toggled", "CSCO");
+	char *pipeline = harness_add_pipeline("toggled", "CSCO");
 	snprintf(args, sizeof args, "pipelines disable --json %s", pipeline);
 	int status;
 	json_t *disabled = harness_sigtrig_json(args, &status);
@@ -643,7 +610,7 @@ END_TEST
 START_TEST(test_postgres_outage_under_load_loses_nothing_and_the_daemon_survives)
 {
 	json_int_t cached = cached_pipelines();
-	char *pipeline = add_pipeline("outage", "PGDN");
+	char *pipeline = harness_add_pipeline("outage", "PGDN");
 	/* The dispatcher hears of the new pipeline (NOTIFY) before the outage begins. */
 	int64_t seen_deadline = time_monotonic_ms() + 10000;
 	while (cached_pipelines() <= cached && time_monotonic_ms() < seen_deadline)
@@ -653,7 +620,7 @@ START_TEST(test_postgres_outage_under_load_loses_nothing_and_the_daemon_survives
 	char input[4096] = "";
 	char ids[5][40];
 	for (int i = 0; i < 5; i++) {
-		new_uuid(ids[i]);
+		harness_new_uuid(ids[i]);
 		size_t used = strlen(input);
 		snprintf(input + used, sizeof input - used,
 			 "{\"signal_id\":\"%s\",\"signal_type\":\"m\",\"source\":\"t\",\"tickers\":"
@@ -720,8 +687,8 @@ static void run_sql(const char *sql, const char *parameter)
 
 START_TEST(test_every_consumed_signal_has_a_decision_record)
 {
-	char *pipeline = add_pipeline("recorded", "RCRD");
-	char *claimed = inject_one("RCRD");
+	char *pipeline = harness_add_pipeline("recorded", "RCRD");
+	char *claimed = harness_inject_one("RCRD");
 	json_t *decisions = decisions_of(claimed);
 	ck_assert_int_eq(json_array_size(decisions), 1);
 	json_t *decision = json_array_get(decisions, 0);
@@ -730,7 +697,7 @@ START_TEST(test_every_consumed_signal_has_a_decision_record)
 	ck_assert_int_eq(strlen(json_string_value(json_object_get(decision, "execution_id"))), 36);
 	json_decref(decisions);
 
-	char *nobody = inject_one("NOBODYWATCHES");
+	char *nobody = harness_inject_one("NOBODYWATCHES");
 	decisions = decisions_of(nobody);
 	ck_assert_str_eq(first_reason(decisions), "no_matching_pipeline");
 	json_decref(decisions);
@@ -743,7 +710,7 @@ START_TEST(test_every_consumed_signal_has_a_decision_record)
 	free(out);
 	free(err);
 	char unknown[40];
-	new_uuid(unknown);
+	harness_new_uuid(unknown);
 	snprintf(args, sizeof args, "signals show %s", unknown);
 	ck_assert_int_eq(harness_sigtrig(args, NULL, &out, &err), 1);
 	ck_assert_msg(strstr(err, "no signal") != NULL, "%s", err);
@@ -772,14 +739,14 @@ START_TEST(test_owner_without_credits_or_inactive_is_refused_and_recorded)
 	json_t *pipeline = harness_sigtrig_json("pipelines add --json --name broke --ticker BRKE --user pauper", &status);
 	ck_assert_int_eq(status, 0);
 	run_sql("UPDATE users SET credits = 0 WHERE name = 'pauper'", NULL);
-	char *signal_id = inject_one("BRKE");
+	char *signal_id = harness_inject_one("BRKE");
 	json_t *decisions = decisions_of(signal_id);
 	ck_assert_str_eq(first_reason(decisions), "no_budget");
 	json_decref(decisions);
 	free(signal_id);
 
 	run_sql("UPDATE users SET credits = 100, is_active = false WHERE name = 'pauper'", NULL);
-	signal_id = inject_one("BRKE");
+	signal_id = harness_inject_one("BRKE");
 	decisions = decisions_of(signal_id);
 	ck_assert_str_eq(first_reason(decisions), "unauthorized");
 	json_decref(decisions);
@@ -803,10 +770,10 @@ START_TEST(test_cooldown_skips_signals_right_after_a_run)
 	json_t *pipeline = harness_sigtrig_json(
 		"pipelines add --json --name calm --ticker CALM --config '{\"cooldown_seconds\": 3600}'", &status);
 	ck_assert_int_eq(status, 0);
-	char *first = inject_one("CALM");
+	char *first = harness_inject_one("CALM");
 	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", first,
 					 "SUCCEEDED", FLOW_TIMEOUT_MS));
-	char *second = inject_one("CALM");
+	char *second = harness_inject_one("CALM");
 	json_t *decisions = decisions_of(second);
 	ck_assert_str_eq(first_reason(decisions), "cooldown");
 	json_decref(decisions);
@@ -838,7 +805,7 @@ START_TEST(test_pipeline_filters_are_honoured_and_recorded)
 	json_t *decisions = decisions_of(weak);
 	ck_assert_str_eq(first_reason(decisions), "filtered");
 	json_decref(decisions);
-	char *strong = inject_one("FLTR"); /* BULLISH, 90 */
+	char *strong = harness_inject_one("FLTR"); /* BULLISH, 90 */
 	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", strong,
 					 "SUCCEEDED", FLOW_TIMEOUT_MS));
 	PGconn *db = harness_db();
@@ -849,6 +816,41 @@ START_TEST(test_pipeline_filters_are_honoured_and_recorded)
 	free(strong);
 	free(weak);
 	json_decref(pipeline);
+}
+END_TEST
+
+
+START_TEST(test_per_source_rate_limit_records_the_excess_and_counts_it)
+{
+	/* Below the marker line 'sigtrig up' keeps; up then restarts the daemon with it. */
+	char path[700];
+	snprintf(path, sizeof path, "%s/sigtrig.conf", harness.dir);
+	FILE *conf = fopen(path, "a");
+	ck_assert_ptr_nonnull(conf);
+	fputs("dispatcher.rate_limits = limited=0.001:2\n", conf);
+	fclose(conf);
+	ck_assert_int_eq(harness_sigtrig("up --no-generators", NULL, NULL, NULL), 0);
+	char *pipeline = harness_add_pipeline("limited-watch", "LIMT");
+	char *ids[4];
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(harness_sigtrig("inject --ticker LIMT --source limited", NULL, &ids[i], NULL), 0);
+		ids[i][strcspn(ids[i], "\n")] = '\0';
+	}
+	int limited = 0;
+	for (int i = 0; i < 4; i++) {
+		json_t *decisions = decisions_of(ids[i]);
+		const char *reason = first_reason(decisions);
+		limited += reason != NULL && strcmp(reason, "rate_limited") == 0;
+		json_decref(decisions);
+	}
+	ck_assert_int_eq(limited, 2);
+	char *out = NULL;
+	ck_assert_int_eq(harness_sigtrig("metrics", NULL, &out, NULL), 0);
+	ck_assert_msg(strstr(out, "pipelines_skipped_total{reason=\"rate_limited\"} 2") != NULL, "%s", out);
+	free(out);
+	for (int i = 0; i < 4; i++)
+		free(ids[i]);
+	free(pipeline);
 }
 END_TEST
 
@@ -882,6 +884,8 @@ static Suite *flow_suite(void)
 	tcase_add_test(flow, test_pipeline_filters_are_honoured_and_recorded);
 	tcase_add_test(flow, test_requests_after_a_postgres_restart_use_a_fresh_connection);
 	tcase_add_test(flow, test_postgres_outage_under_load_loses_nothing_and_the_daemon_survives);
+	/* Last: it restarts the daemon with a rate limit. */
+	tcase_add_test(flow, test_per_source_rate_limit_records_the_excess_and_counts_it);
 	suite_add_tcase(suite, flow);
 	return suite;
 }

@@ -291,7 +291,8 @@ START_TEST(test_up_starts_kafka_redis_and_postgres_and_writes_the_conf)
 	char *text = read_text(path);
 	const char *const keys[] = { "kafka.bootstrap_servers", "kafka.topic", "kafka.fetch_wait_max_ms",
 				     "redis.url", "postgres.url", "control.socket", "daemon.pid_file",
-				     "daemon.log_file", "generator.mock.enabled" };
+				     "daemon.log_file", "generator.mock.enabled", "kafka.session.timeout.ms",
+				     "kafka.heartbeat.interval.ms" };
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		char line_start[128];
 		snprintf(line_start, sizeof line_start, "\n%s = ", keys[i]);

@@ -1,0 +1,415 @@
+/*
+ * End to end: what happens to executions when things die, on the real
+ * local stack. The stack's own daemon runs every role but the worker;
+ * workers run in separate daemons (worker.lease_s = 3 from the
+ * environment) so that a test can SIGKILL one in the middle of a run.
+ *
+ * A run is made slow without touching the agents: the test locks
+ * market_bars, so the market data agent, the first step of the default
+ * chain, waits on PostgreSQL for as long as the test wants.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "celery.h"
+#include "harness.h"
+#include "timeutil.h"
+
+#define RECOVERY_TIMEOUT_MS 30000
+#define LEASE_S 3
+
+static void exec_sql(PGconn *db, const char *sql, int count, const char *const *values)
+{
+	PGresult *result = PQexecParams(db, sql, count, NULL, values, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(result) == PGRES_COMMAND_OK || PQresultStatus(result) == PGRES_TUPLES_OK,
+		      "%s: %s", sql, PQresultErrorMessage(result));
+	PQclear(result);
+}
+
+/* ---- worker daemons ---- */
+
+static void start_worker(const char *name)
+{
+	char command[4096];
+	snprintf(command, sizeof command,
+		 "SIGTRIG_WORKER_LEASE_S=%d SIGTRIG_DAEMON_PID_FILE='%s/%s.pid'"
+		 " SIGTRIG_DAEMON_LOG_FILE='%s/log/%s.log'"
+		 " '%s/sigtrigd' -c '%s/sigtrig.conf' --roles worker --socket '%s/%s.sock'",
+		 LEASE_S, harness.dir, name, harness.dir, name, harness.bin, harness.dir, harness.dir, name);
+	ck_assert_int_eq(system(command), 0);
+}
+
+static pid_t worker_pid(const char *name)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/%s.pid", harness.dir, name);
+	FILE *file = fopen(path, "r");
+	long pid = 0;
+	if (file != NULL) {
+		if (fscanf(file, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(file);
+	}
+	return (pid_t)pid;
+}
+
+/* The worker daemon that runs now: worker-b once worker-a was killed. */
+static const char *live_worker(void)
+{
+	pid_t pid = worker_pid("worker-b");
+	return pid > 0 && kill(pid, 0) == 0 ? "worker-b" : "worker-a";
+}
+
+/* Lines of every daemon log of the stack holding both `event` (as logged) and `id`. */
+static int log_lines(const char *event, const char *id)
+{
+	char command[2048];
+	snprintf(command, sizeof command,
+		 "cat '%s'/log/sigtrigd.log '%s'/log/worker-*.log 2>/dev/null"
+		 " | grep -F -- '\"event\":\"%s\"' | grep -c -F -- '%s'",
+		 harness.dir, harness.dir, event, id);
+	FILE *pipe = popen(command, "r");
+	ck_assert_ptr_nonnull(pipe);
+	int count = 0;
+	if (fscanf(pipe, "%d", &count) != 1)
+		count = -1;
+	pclose(pipe);
+	return count;
+}
+
+static bool wait_for_log_line(const char *event, const char *id, int timeout_ms)
+{
+	int64_t deadline = time_monotonic_ms() + timeout_ms;
+	while (log_lines(event, id) < 1 && time_monotonic_ms() < deadline)
+		usleep(100 * 1000);
+	return log_lines(event, id) >= 1;
+}
+
+/* ---- slow runs ---- */
+
+/* Holds market_bars locked until slow_runs_end(): every run waits in its first step. */
+static PGconn *slow_runs_begin(void)
+{
+	PGconn *lock = harness_db();
+	exec_sql(lock, "BEGIN", 0, NULL);
+	exec_sql(lock, "LOCK TABLE market_bars IN ACCESS EXCLUSIVE MODE", 0, NULL);
+	return lock;
+}
+
+static void slow_runs_end(PGconn *lock)
+{
+	exec_sql(lock, "COMMIT", 0, NULL);
+	PQfinish(lock);
+}
+
+static char *execution_of_signal(const char *signal_id)
+{
+	PGconn *db = harness_db();
+	char *id = harness_query_value(db, "SELECT id FROM executions WHERE $1 = ANY(signal_ids)", signal_id);
+	PQfinish(db);
+	return id;
+}
+
+/* ---- the tests ---- */
+
+START_TEST(test_pending_execution_never_enqueued_is_reenqueued_and_runs_once)
+{
+	char *pipeline = harness_add_pipeline("outbox", "OUTB");
+	char execution_id[40], task_id[40];
+	harness_new_uuid(execution_id);
+	harness_new_uuid(task_id);
+	/* A claim whose claimer died before its LPUSH: PENDING, enqueued_at NULL, a while ago. */
+	PGconn *db = harness_db();
+	const char *values[] = { execution_id, pipeline, task_id };
+	exec_sql(db,
+		 "INSERT INTO executions (id, pipeline_id, status, task_id, created_at)"
+		 " VALUES ($1, $2, 'PENDING', $3, now() - interval '1 minute')",
+		 3, values);
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE id = $1", execution_id, "SUCCEEDED",
+					 RECOVERY_TIMEOUT_MS));
+	ck_assert_int_eq(log_lines("execution_reenqueued", execution_id), 1);
+	char *enqueued = harness_query_value(db, "SELECT enqueued_at IS NOT NULL FROM executions WHERE id = $1",
+					     execution_id);
+	ck_assert_str_eq(enqueued, "t");
+	char *same_task = harness_query_value(db, "SELECT task_id FROM executions WHERE id = $1", execution_id);
+	ck_assert_str_eq(same_task, task_id);
+
+	/* The task that ran is the claim's own: its Celery result is under the same task id. */
+	redisContext *redis = harness_redis();
+	redisReply *reply = redisCommand(redis, "GET celery-task-meta-%s", task_id);
+	ck_assert_ptr_nonnull(reply);
+	ck_assert_int_eq(reply->type, REDIS_REPLY_STRING);
+	json_t *result = json_loads(reply->str, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "status")), "SUCCESS");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(result, "result"), "execution_id")),
+			 execution_id);
+	json_decref(result);
+	freeReplyObject(reply);
+
+	/* The claimer had in fact pushed it before dying: that copy arrives now and is dropped. */
+	char err[256], task_copy[CELERY_ID_SIZE];
+	memcpy(task_copy, task_id, sizeof task_copy);
+	json_t *no_signals = json_array();
+	char *envelope = celery_execute_pipeline_task(pipeline, no_signals, execution_id,
+						      harness.config.redis_queue, task_copy, err, sizeof err);
+	json_decref(no_signals);
+	ck_assert_msg(envelope != NULL, "%s", err);
+	reply = redisCommand(redis, "LPUSH %s %s", harness.config.redis_queue, envelope);
+	ck_assert_ptr_nonnull(reply);
+	freeReplyObject(reply);
+	free(envelope);
+	ck_assert(wait_for_log_line("task_duplicate", task_id, RECOVERY_TIMEOUT_MS));
+	ck_assert_int_eq(log_lines("execution_finished", execution_id), 1);
+	char *status = harness_query_value(db, "SELECT status FROM executions WHERE id = $1", execution_id);
+	ck_assert_str_eq(status, "SUCCEEDED");
+
+	redisFree(redis);
+	free(status);
+	free(same_task);
+	free(enqueued);
+	PQfinish(db);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_running_execution_from_before_leases_is_given_a_lease_not_failed)
+{
+	char *pipeline = harness_add_pipeline("no-lease", "NOLS");
+	char execution_id[40];
+	harness_new_uuid(execution_id);
+	PGconn *db = harness_db();
+	const char *values[] = { execution_id, pipeline };
+	exec_sql(db,
+		 "INSERT INTO executions (id, pipeline_id, status, started_at)"
+		 " VALUES ($1, $2, 'RUNNING', now() - interval '1 hour')",
+		 2, values);
+	ck_assert(harness_wait_for_value("SELECT lease_expires_at > now() FROM executions WHERE id = $1",
+					 execution_id, "t", RECOVERY_TIMEOUT_MS));
+	char *status = harness_query_value(db, "SELECT status FROM executions WHERE id = $1", execution_id);
+	ck_assert_str_eq(status, "RUNNING");
+	ck_assert_int_eq(log_lines("execution_lease_adopted", execution_id), 1);
+	exec_sql(db, "UPDATE executions SET status = 'FAILED' WHERE id = $1", 1, values);
+	free(status);
+	PQfinish(db);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_holding_execution_is_never_reaped_and_keeps_blocking_its_pipeline)
+{
+	char *held = harness_add_pipeline("held", "HOLD");
+	char *control = harness_add_pipeline("control", "HOLD");
+	char holding_id[40];
+	harness_new_uuid(holding_id);
+	PGconn *db = harness_db();
+	/* A lease long run out: were it RUNNING, the reaper would fail it at its next pass. */
+	const char *values[] = { holding_id, held };
+	exec_sql(db,
+		 "INSERT INTO executions (id, pipeline_id, status, started_at, lease_expires_at)"
+		 " VALUES ($1, $2, 'HOLDING', now() - interval '1 hour', now() - interval '50 minutes')",
+		 2, values);
+	int64_t inserted = time_monotonic_ms();
+
+	char *signal_id = harness_inject_one("HOLD");
+	/* Both pipelines were decided in the same batch: once the control ran, the held one was skipped. */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", RECOVERY_TIMEOUT_MS));
+	char *ran = harness_query_value(db, "SELECT pipeline_id FROM executions WHERE $1 = ANY(signal_ids)",
+					signal_id);
+	ck_assert_str_eq(ran, control);
+	/* Several reaper passes (every 2 s) later, it is still HOLDING, untouched. */
+	int64_t wait = inserted + 3 * 2000 + 500 - time_monotonic_ms();
+	if (wait > 0)
+		usleep((useconds_t)wait * 1000);
+	char *status = harness_query_value(db, "SELECT status || coalesce(error, '') FROM executions WHERE id = $1",
+					   holding_id);
+	ck_assert_str_eq(status, "HOLDING");
+	char *count = harness_query_value(db, "SELECT count(*) FROM executions WHERE pipeline_id = $1", held);
+	ck_assert_str_eq(count, "1");
+
+	/* Only an explicit change of status releases the pipeline. */
+	exec_sql(db, "UPDATE executions SET status = 'SUCCEEDED', finished_at = now() WHERE id = $1", 1, values);
+	char *after_release = harness_inject_one("HOLD");
+	ck_assert(harness_wait_for_value("SELECT count(*) FROM executions WHERE $1 = ANY(signal_ids)"
+					 " AND status = 'SUCCEEDED'",
+					 after_release, "2", RECOVERY_TIMEOUT_MS));
+	free(after_release);
+	free(count);
+	free(status);
+	free(ran);
+	free(signal_id);
+	PQfinish(db);
+	free(control);
+	free(held);
+}
+END_TEST
+
+START_TEST(test_heartbeat_keeps_a_long_run_leased_and_a_redelivered_copy_is_not_run)
+{
+	char *pipeline = harness_add_pipeline("long-run", "LONG");
+	PGconn *lock = slow_runs_begin();
+	char *signal_id = harness_inject_one("LONG");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "RUNNING", RECOVERY_TIMEOUT_MS));
+	char *execution_id = execution_of_signal(signal_id);
+	PGconn *db = harness_db();
+	char *owner = harness_query_value(db, "SELECT lease_owner FROM executions WHERE id = $1", execution_id);
+	ck_assert_ptr_nonnull(owner);
+
+	/* Four lease periods: the lease stays ahead of the clock the whole time. */
+	int64_t until = time_monotonic_ms() + 4 * LEASE_S * 1000;
+	while (time_monotonic_ms() < until) {
+		char *live = harness_query_value(db,
+						 "SELECT status = 'RUNNING' AND lease_expires_at > now()"
+						 " FROM executions WHERE id = $1",
+						 execution_id);
+		ck_assert_msg(live != NULL && strcmp(live, "t") == 0, "lease of %s ran out during the run",
+			      execution_id);
+		free(live);
+		usleep(250 * 1000);
+	}
+	char *renewed = harness_query_value(db,
+					    "SELECT lease_renewed_at > started_at + interval '3 seconds'"
+					    " FROM executions WHERE id = $1",
+					    execution_id);
+	ck_assert_str_eq(renewed, "t");
+
+	/* The same task, redelivered while the run goes on: the other worker thread drops it. */
+	char *task_id = harness_query_value(db, "SELECT task_id FROM executions WHERE id = $1", execution_id);
+	char err[256], task_copy[CELERY_ID_SIZE];
+	snprintf(task_copy, sizeof task_copy, "%s", task_id);
+	json_t *signals = json_pack("[s]", signal_id);
+	char *envelope = celery_execute_pipeline_task(pipeline, signals, execution_id, harness.config.redis_queue,
+						      task_copy, err, sizeof err);
+	json_decref(signals);
+	ck_assert_msg(envelope != NULL, "%s", err);
+	char *redelivered = celery_mark_redelivered(envelope);
+	ck_assert_ptr_nonnull(redelivered);
+	redisContext *redis = harness_redis();
+	redisReply *reply = redisCommand(redis, "LPUSH %s %s", harness.config.redis_queue, redelivered);
+	ck_assert_ptr_nonnull(reply);
+	freeReplyObject(reply);
+	redisFree(redis);
+	ck_assert(wait_for_log_line("task_duplicate_lease_held", execution_id, RECOVERY_TIMEOUT_MS));
+	char *still = harness_query_value(db, "SELECT status || ' ' || lease_owner FROM executions WHERE id = $1",
+					  execution_id);
+	char expected[128];
+	snprintf(expected, sizeof expected, "RUNNING %s", owner);
+	ck_assert_str_eq(still, expected);
+
+	slow_runs_end(lock);
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE id = $1", execution_id, "SUCCEEDED",
+					 RECOVERY_TIMEOUT_MS));
+	ck_assert_int_eq(log_lines("execution_finished", execution_id), 1);
+	free(still);
+	free(redelivered);
+	free(envelope);
+	free(task_id);
+	free(renewed);
+	free(owner);
+	PQfinish(db);
+	free(execution_id);
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_run_of_a_killed_worker_fails_when_its_lease_runs_out_and_the_pipeline_runs_again)
+{
+	char *pipeline = harness_add_pipeline("killed", "KILL");
+	PGconn *lock = slow_runs_begin();
+	char *signal_id = harness_inject_one("KILL");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "RUNNING", RECOVERY_TIMEOUT_MS));
+	char *execution_id = execution_of_signal(signal_id);
+
+	pid_t pid = worker_pid("worker-a");
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	int64_t killed = time_monotonic_ms();
+	/* At most one lease, plus a reaper pass, plus slack: well within four lease periods. */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE id = $1", execution_id, "FAILED",
+					 4 * LEASE_S * 1000));
+	int64_t failed_after = time_monotonic_ms() - killed;
+	ck_assert_int_ge(failed_after, 1000);
+	PGconn *db = harness_db();
+	char *error = harness_query_value(db, "SELECT error FROM executions WHERE id = $1", execution_id);
+	ck_assert_ptr_nonnull(error);
+	ck_assert_msg(strncmp(error, "lease expired: worker stopped renewing at ", 42) == 0, "error: %s", error);
+	ck_assert_int_eq(log_lines("execution_lease_expired", execution_id), 1);
+	slow_runs_end(lock);
+
+	/* The pipeline is free again: the next signal is claimed and runs on another worker. */
+	start_worker("worker-b");
+	char *next_signal = harness_inject_one("KILL");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", next_signal,
+					 "SUCCEEDED", RECOVERY_TIMEOUT_MS));
+	char *runs = harness_query_value(db, "SELECT count(*) FROM executions WHERE pipeline_id = $1", pipeline);
+	ck_assert_str_eq(runs, "2");
+	/* The dead run stays FAILED: nothing of the killed worker finishes it later. */
+	char *status = harness_query_value(db, "SELECT status FROM executions WHERE id = $1", execution_id);
+	ck_assert_str_eq(status, "FAILED");
+	free(status);
+	free(runs);
+	free(next_signal);
+	free(error);
+	PQfinish(db);
+	free(execution_id);
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
+/* ---- the stack ---- */
+
+static void stack_up(void)
+{
+	/*
+	 * The stack's daemon runs every role but the worker: 'sigtrig up'
+	 * starts it with this environment (the worker daemons' --roles wins
+	 * over it).
+	 */
+	setenv("SIGTRIG_DAEMON_ROLES", "generator,dispatcher,scheduler", 1);
+	harness_up("--no-generators");
+	start_worker("worker-a");
+}
+
+static void stack_down(void)
+{
+	const char *name = live_worker();
+	pid_t pid = worker_pid(name);
+	if (pid > 0)
+		kill(pid, SIGTERM);
+	sleep(1);
+	harness_down();
+}
+
+static Suite *recovery_suite(void)
+{
+	Suite *suite = suite_create("recovery");
+	TCase *recovery = tcase_create("end_to_end");
+	tcase_add_unchecked_fixture(recovery, stack_up, stack_down);
+	tcase_set_timeout(recovery, 120);
+	tcase_add_test(recovery, test_pending_execution_never_enqueued_is_reenqueued_and_runs_once);
+	tcase_add_test(recovery, test_running_execution_from_before_leases_is_given_a_lease_not_failed);
+	tcase_add_test(recovery, test_holding_execution_is_never_reaped_and_keeps_blocking_its_pipeline);
+	tcase_add_test(recovery, test_heartbeat_keeps_a_long_run_leased_and_a_redelivered_copy_is_not_run);
+	/* Last: it kills the first worker daemon and starts another. */
+	tcase_add_test(recovery, test_run_of_a_killed_worker_fails_when_its_lease_runs_out_and_the_pipeline_runs_again);
+	suite_add_tcase(suite, recovery);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(recovery_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
