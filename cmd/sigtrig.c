@@ -35,7 +35,7 @@ const struct command_entry *command_find(const char *name)
 
 static void print_main_usage(FILE *out)
 {
-	fprintf(out, "usage: sigtrig [--version] [--help] <command> [<args>]\n\ncommands:\n");
+	fprintf(out, "usage: sigtrig [--version] [--help] [--dir DIR] <command> [<args>]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "   %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n'sigtrig help <command>' shows a command's manual; 'sigtrig <command> -h' its options.\n");
@@ -55,6 +55,23 @@ static int finish_output(int status)
 
 int main(int argc, char **argv)
 {
+	/*
+	 * `sigtrig --dir DIR <command>`, as `git -C DIR`: the stack directory
+	 * for every command, handed on as $SIGTRIG_DIR, which each command's
+	 * own --dir still overrides.
+	 */
+	while (argc >= 2 && strncmp(argv[1], "--dir", 5) == 0 && (argv[1][5] == '\0' || argv[1][5] == '=')) {
+		const char *dir = argv[1][5] == '=' ? argv[1] + 6 : argc >= 3 ? argv[2] : NULL;
+		if (dir == NULL || *dir == '\0') {
+			fprintf(stderr, "sigtrig: --dir needs a directory\n");
+			return 2;
+		}
+		setenv("SIGTRIG_DIR", dir, 1);
+		int used = argv[1][5] == '=' ? 1 : 2;
+		argv[used] = argv[0];
+		argv += used;
+		argc -= used;
+	}
 	if (argc < 2) {
 		print_main_usage(stderr);
 		return 2;

@@ -259,6 +259,7 @@ struct execution_run {
 	char execution_id[EXECUTION_ID_LENGTH + 1];
 	char lease_owner[EXECUTION_LEASE_OWNER_SIZE]; /* this run's token, the same through retries */
 	bool execution_live; /* RUNNING on our behalf: it must be finished */
+	char claim_key[64];  /* the one ticker of a ticker-scoped claim; "" for the whole pipeline */
 };
 
 enum begin_status {
@@ -335,6 +336,9 @@ static int begin_claimed_execution(struct worker_thread *thread, const struct ce
 		return BEGIN_FINISH;
 	}
 	run->pipeline_loaded = true;
+	if (execution_store_claim_key(thread->db, run->execution_id, run->claim_key, sizeof run->claim_key, err,
+				      errsize) != 0)
+		return postgres_connection_lost(thread) ? BEGIN_CONNECTION : BEGIN_FINISH;
 	return BEGIN_RUN;
 }
 
@@ -571,6 +575,7 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 			.pipeline = &run.pipeline,
 			.signals = call.signal_ids,
 			.state = json_object(),
+			.scope_ticker = run.claim_key[0] != '\0' ? run.claim_key : NULL,
 		};
 		json_t *no_signals = json_array();
 		if (context.signals == NULL)

@@ -95,6 +95,11 @@ static void add_ticker(json_t *tickers, const char *ticker)
 json_t *agent_run_tickers(const struct agent_context *context, const json_t *node_config)
 {
 	json_t *tickers = json_array();
+	/* A ticker-scoped run holds the claim of its one ticker, and works on that alone. */
+	if (context->scope_ticker != NULL) {
+		add_ticker(tickers, context->scope_ticker);
+		return tickers;
+	}
 	const json_t *configured = json_object_get(node_config, "tickers");
 	size_t index;
 	const json_t *item;

@@ -28,6 +28,8 @@ struct agent_context {
 	json_t *signals;
 	/* Object handed from step to step; the runner puts "signals" in it. */
 	json_t *state;
+	/* The one ticker a ticker-scoped claim runs for (claim_scope "ticker"); NULL for all. */
+	const char *scope_ticker;
 };
 
 /* What a step came to. A rejection is a decision, not an error: the run ends SUCCEEDED. */
@@ -75,7 +77,7 @@ json_t *agent_json_number(double value);
 void agent_decision_append(char *decision, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* The tickers a run is about: the node's "tickers", else the pipeline's, plus the signals'. */
+/* The tickers a run is about: the node's "tickers", else the pipeline's, plus the signals'; only the scope ticker of a ticker-scoped run. */
 json_t *agent_run_tickers(const struct agent_context *context, const json_t *node_config);
 
 /* ---- market_data_agent ---- */

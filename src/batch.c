@@ -19,6 +19,30 @@ int64_t batch_wait_ms(const struct batch_policy *policy, size_t count, int64_t f
 	return policy->max_wait_ms - (now_ms - first_ms);
 }
 
+bool batch_mode_from_name(const char *name, enum batch_mode *mode)
+{
+	if (name != NULL && strcmp(name, "group") == 0)
+		*mode = BATCH_MODE_GROUP;
+	else if (name != NULL && strcmp(name, "fixed") == 0)
+		*mode = BATCH_MODE_FIXED;
+	else
+		return false;
+	return true;
+}
+
+bool batch_round_due(const struct batch_policy *policy, size_t waiting, int64_t first_ms, bool in_flight,
+		     int64_t now_ms)
+{
+	if (in_flight || waiting == 0)
+		return false;
+	return policy->mode == BATCH_MODE_GROUP || batch_is_due(policy, waiting, first_ms, now_ms);
+}
+
+size_t batch_round_size(const struct batch_policy *policy, size_t waiting)
+{
+	return waiting < policy->max_signals ? waiting : policy->max_signals;
+}
+
 static void append_unique(json_t *array, const char *text)
 {
 	size_t index;

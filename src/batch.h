@@ -13,10 +13,37 @@
 #include "pipeline_index.h"
 #include "signal.h"
 
+/*
+ * When the dispatcher decides what it consumed: at most one batch (a
+ * "round": one PostgreSQL statement, one Redis push) is in flight at a
+ * time, and what arrives meanwhile waits for the next one.
+ * - BATCH_MODE_GROUP (group commit): a round starts as soon as none is in
+ *   flight, so an idle dispatcher decides a signal at once, and under load
+ *   the next round grows while the database works on the current one.
+ * - BATCH_MODE_FIXED (the design's rule): a round starts when max_signals
+ *   are waiting or the oldest has waited max_wait_ms.
+ * Either way a round takes at most max_signals messages.
+ */
+enum batch_mode { BATCH_MODE_GROUP, BATCH_MODE_FIXED };
+
 struct batch_policy {
 	size_t max_signals; /* flush when the batch holds this many */
 	int64_t max_wait_ms; /* ... or when its first signal is this old */
+	enum batch_mode mode; /* BATCH_MODE_GROUP (0) unless set */
 };
+
+/* "group" or "fixed" into *mode; false for any other name. */
+bool batch_mode_from_name(const char *name, enum batch_mode *mode);
+
+/*
+ * Whether a round should start at now_ms with `waiting` messages, the
+ * oldest taken at first_ms, and a round in flight or not. Never while one
+ * is in flight.
+ */
+bool batch_round_due(const struct batch_policy *policy, size_t waiting, int64_t first_ms, bool in_flight,
+		     int64_t now_ms);
+/* How many of the waiting messages the next round takes. */
+size_t batch_round_size(const struct batch_policy *policy, size_t waiting);
 
 /* Whether a batch of `count` signals, the first taken at first_ms, is due at now_ms. */
 bool batch_is_due(const struct batch_policy *policy, size_t count, int64_t first_ms, int64_t now_ms);

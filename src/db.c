@@ -76,6 +76,39 @@ PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *
 	return NULL;
 }
 
+int db_send_query(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
+		  size_t errsize)
+{
+	if (PQsendQueryParams(conn, sql, count, NULL, values, NULL, NULL, 0) == 1)
+		return 0;
+	copy_error("postgres", PQerrorMessage(conn), err, errsize);
+	return -1;
+}
+
+int db_result_ready(PGconn *conn, char *err, size_t errsize)
+{
+	if (PQconsumeInput(conn) == 0) {
+		copy_error("postgres", PQerrorMessage(conn), err, errsize);
+		return -1;
+	}
+	return PQisBusy(conn) ? 0 : 1;
+}
+
+PGresult *db_receive(PGconn *conn, char *err, size_t errsize)
+{
+	/* The first result is the answer; reading on to NULL readies the connection for the next query. */
+	PGresult *result = PQgetResult(conn);
+	for (PGresult *extra; (extra = PQgetResult(conn)) != NULL;)
+		PQclear(extra);
+	ExecStatusType status = PQresultStatus(result);
+	if (result != NULL && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK))
+		return result;
+	copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err,
+		   errsize);
+	PQclear(result);
+	return NULL;
+}
+
 /* Simple-query protocol: the only one that runs several statements in one string. */
 static int exec_simple(PGconn *conn, const char *sql, char *err, size_t errsize)
 {

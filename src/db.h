@@ -32,6 +32,18 @@ int db_schema_version(PGconn *conn);
 PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
 		   size_t errsize);
 
+/*
+ * The same in three steps, for a caller that does other work while the
+ * query runs: db_send_query() sends it, db_result_ready() reads what has
+ * arrived without blocking (1 complete, 0 not yet, -1 the connection
+ * failed), db_receive() returns the answer as db_query() would (blocking
+ * until it is complete) and readies the connection for the next query.
+ */
+int db_send_query(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
+		  size_t errsize);
+int db_result_ready(PGconn *conn, char *err, size_t errsize);
+PGresult *db_receive(PGconn *conn, char *err, size_t errsize);
+
 /* Rows of a result as a JSON array of objects (json/jsonb columns embedded as JSON, arrays as text). */
 json_t *db_rows_to_json(PGresult *result);
 /* db_query() then db_rows_to_json(): the rows, or NULL with err filled. */

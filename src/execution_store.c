@@ -65,8 +65,9 @@ int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t c
 	return 0;
 }
 
-int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct execution_claim *claims,
-				 size_t count, const json_t *skips, char *err, size_t errsize)
+int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struct execution_claim *claims,
+				      size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,
+				      size_t errsize)
 {
 	json_t *candidates = json_array();
 	for (size_t i = 0; i < count; i++) {
@@ -78,30 +79,39 @@ int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct exe
 		json_array_append_new(candidates,
 				      json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "execution_id", claims[i].execution_id,
 						"task_id", claims[i].task_id, "pipeline_id", claims[i].pipeline_id,
-						"claim_key", "", "signal_ids", claims[i].signal_ids, "tickers",
+						"claim_key", claims[i].claim_key != NULL ? claims[i].claim_key : "",
+						"signal_ids", claims[i].signal_ids, "tickers",
 						claims[i].tickers != NULL ? claims[i].tickers : json_array()));
 	}
 	char *signals_text = json_dumps(signals, JSON_COMPACT);
 	char *candidates_text = json_dumps(candidates, JSON_COMPACT);
 	char *skips_text = json_dumps(skips, JSON_COMPACT);
+	json_t *no_ids = json_array();
+	char *enqueued_text = json_dumps(enqueued_ids != NULL ? enqueued_ids : no_ids, JSON_COMPACT);
+	json_decref(no_ids);
 	json_decref(candidates);
-	const char *values[] = { signals_text, candidates_text, skips_text };
+	const char *values[] = { signals_text, candidates_text, skips_text, enqueued_text };
 	/*
 	 * Data-modifying CTEs run together, in one snapshot: a refusal, a claim,
 	 * its decision rows and its audit row are all written, or none is.
 	 */
-	PGresult *result = db_query(
+	int sent = db_send_query(
 		conn,
 		"WITH incoming AS ("
 		"  INSERT INTO signals (signal_id, body, source, signal_type, kafka_partition, kafka_offset)"
 		"  SELECT s->>'signal_id', s->'body', s->>'source', s->>'signal_type',"
 		"         (s->>'partition')::integer, (s->>'offset')::bigint"
 		"  FROM jsonb_array_elements($1::jsonb) s"
-		"  ON CONFLICT (signal_id) DO NOTHING),"
+		"  ON CONFLICT (signal_id) DO NOTHING RETURNING signal_id),"
+		/* A signal already recorded was decided before (a replay): it claims nothing again. */
+		" fresh AS ("
+		"  SELECT c, ARRAY(SELECT x FROM jsonb_array_elements_text(c->'signal_ids') x"
+		"                  WHERE x IN (SELECT signal_id FROM incoming)) AS signal_ids"
+		"  FROM jsonb_array_elements($2::jsonb) c),"
 		" candidate AS ("
 		"  SELECT (c->>'execution_id')::uuid AS execution_id, c->>'task_id' AS task_id,"
 		"         (c->>'pipeline_id')::uuid AS pipeline_id, c->>'claim_key' AS claim_key,"
-		"         ARRAY(SELECT jsonb_array_elements_text(c->'signal_ids')) AS signal_ids,"
+		"         f.signal_ids,"
 		"         ARRAY(SELECT jsonb_array_elements_text(c->'tickers')) AS tickers, u.id AS user_id,"
 		"         CASE WHEN p.id IS NULL OR NOT p.is_active OR p.trigger_mode <> 'signal' THEN 'inactive'"
 		"              WHEN u.id IS NULL OR NOT u.is_active THEN 'unauthorized'"
@@ -111,9 +121,10 @@ int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct exe
 		"                   AND p.last_triggered_at"
 		"                       + make_interval(secs => (p.config->>'cooldown_seconds')::float8) > now()"
 		"              THEN 'cooldown' END AS refusal"
-		"  FROM jsonb_array_elements($2::jsonb) c"
-		"  LEFT JOIN pipelines p ON p.id = (c->>'pipeline_id')::uuid"
-		"  LEFT JOIN users u ON u.id = p.user_id),"
+		"  FROM fresh f"
+		"  LEFT JOIN pipelines p ON p.id = (f.c->>'pipeline_id')::uuid"
+		"  LEFT JOIN users u ON u.id = p.user_id"
+		"  WHERE cardinality(f.signal_ids) > 0),"
 		" claimed AS ("
 		"  INSERT INTO executions (id, pipeline_id, status, signal_ids, task_id, claim_key)"
 		"  SELECT execution_id, pipeline_id, 'PENDING', signal_ids, task_id, claim_key"
@@ -135,20 +146,36 @@ int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct exe
 		"  UNION ALL"
 		"  SELECT k->>'signal_id', (k->>'pipeline_id')::uuid, 'skipped', k->>'reason', NULL, NULL,"
 		"         ARRAY(SELECT jsonb_array_elements_text(k->'tickers'))"
-		"  FROM jsonb_array_elements($3::jsonb) k),"
+		"  FROM jsonb_array_elements($3::jsonb) k WHERE k->>'signal_id' IN (SELECT signal_id FROM incoming)),"
 		" audited AS ("
 		"  INSERT INTO audit_log (signal_ids, pipeline_id, user_id, decision, reason, execution_id)"
 		"  SELECT o.signal_ids, o.pipeline_id, o.user_id,"
 		"         CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
 		"         CASE WHEN o.was_claimed THEN o.execution_id END"
-		"  FROM outcome o WHERE o.user_id IS NOT NULL AND o.pipeline_id IS NOT NULL)"
-		" SELECT execution_id::text, was_claimed, reason FROM outcome",
-		3, values, err, errsize);
+		"  FROM outcome o WHERE o.user_id IS NOT NULL AND o.pipeline_id IS NOT NULL),"
+		/* The outbox records of the previous batch's pushes ride along: no query of their own. */
+		" marked AS ("
+		"  UPDATE executions SET enqueued_at = now()"
+		"  WHERE id IN (SELECT (x #>> '{}')::uuid FROM jsonb_array_elements($4::jsonb) x)"
+		"    AND enqueued_at IS NULL)"
+		" SELECT execution_id::text, was_claimed, reason, to_jsonb(signal_ids)::text FROM outcome",
+		4, values, err, errsize);
 	free(signals_text);
 	free(candidates_text);
 	free(skips_text);
+	free(enqueued_text);
+	return sent;
+}
+
+int execution_store_decide_batch_receive(PGconn *conn, struct execution_claim *claims, size_t count,
+					 char *err, size_t errsize)
+{
+	PGresult *result = db_receive(conn, err, errsize);
 	if (result == NULL)
 		return -1;
+	/* A claim the statement left out held only replayed signals. */
+	for (size_t i = 0; i < count; i++)
+		snprintf(claims[i].reason, sizeof claims[i].reason, "%s", EXECUTION_CLAIM_REPLAYED);
 	for (int row = 0; row < PQntuples(result); row++) {
 		const char *id = PQgetvalue(result, row, 0);
 		for (size_t i = 0; i < count; i++) {
@@ -156,10 +183,27 @@ int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct exe
 				continue;
 			claims[i].claimed = PQgetvalue(result, row, 1)[0] == 't';
 			snprintf(claims[i].reason, sizeof claims[i].reason, "%s", PQgetvalue(result, row, 2));
+			/* Only the signals decided now: a replayed one in the mix is left out of the task. */
+			json_t *fresh = json_loads(PQgetvalue(result, row, 3), 0, NULL);
+			if (json_is_array(fresh) && json_array_size(fresh) != json_array_size(claims[i].signal_ids)) {
+				json_array_clear(claims[i].signal_ids);
+				json_array_extend(claims[i].signal_ids, fresh);
+			}
+			json_decref(fresh);
 		}
 	}
 	PQclear(result);
 	return 0;
+}
+
+int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct execution_claim *claims,
+				 size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,
+				 size_t errsize)
+{
+	if (execution_store_decide_batch_send(conn, signals, claims, count, skips, enqueued_ids, err,
+					      errsize) != 0)
+		return -1;
+	return execution_store_decide_batch_receive(conn, claims, count, err, errsize);
 }
 
 int execution_store_start(PGconn *conn, const char *execution_id, char *err, size_t errsize)

@@ -1,8 +1,11 @@
 /*
  * Executions in PostgreSQL: PENDING (claimed by the dispatcher) ->
- * RUNNING (a worker started it) -> SUCCEEDED or FAILED. At most one
- * PENDING/RUNNING execution per pipeline, enforced by a partial unique
- * index, so a claim is one INSERT ... ON CONFLICT DO NOTHING.
+ * RUNNING (a worker started it) -> SUCCEEDED or FAILED; HOLDING is a
+ * live state that keeps blocking past any lease (an order still open). At
+ * most one PENDING/RUNNING/HOLDING execution per claim key of a pipeline
+ * (the whole pipeline, or one of its tickers when its claim_scope is
+ * "ticker"), enforced by a partial unique index, so a claim is one
+ * INSERT ... ON CONFLICT DO NOTHING.
  */
 #ifndef SIGTRIG_EXECUTION_STORE_H
 #define SIGTRIG_EXECUTION_STORE_H
@@ -18,10 +21,12 @@
 struct execution_claim {
 	const char *pipeline_id;
 	const char *triggered_by;         /* "signal" (NULL) or "schedule" */
-	json_t *signal_ids;               /* array of strings, borrowed */
+	json_t *signal_ids;               /* array of strings, borrowed (see decide_batch_receive) */
 	char execution_id[EXECUTION_ID_LENGTH + 1]; /* filled when claimed */
 	char task_id[EXECUTION_ID_LENGTH + 1];      /* filled by the caller before the claim */
 	json_t *tickers;                  /* the matched tickers, borrowed; may be NULL */
+	/* What the claim holds: "" the whole pipeline, or one ticker of it (claim_scope "ticker"). */
+	const char *claim_key;            /* NULL is "" */
 	bool claimed;                     /* false: the pipeline already had a live execution */
 	char reason[32];                  /* why not claimed: already_running, inactive, unauthorized, no_budget, cooldown */
 };
@@ -48,10 +53,31 @@ int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t c
  *   the decisions made before the database (`skips`: a JSON array of
  *   {signal_id, pipeline_id or null, reason, tickers}), and one audit_log
  *   row per claim.
+ * A signal already in `signals` was decided by an earlier delivery of the
+ * same message (a batch replayed after a crash): it is neither claimed nor
+ * recorded again, so a replay never starts a second run; a claim that held
+ * only such signals is left unclaimed with reason EXECUTION_CLAIM_REPLAYED.
  * Fills claims[i].claimed and .reason. 0, or -1 with err (nothing written).
  */
+#define EXECUTION_CLAIM_REPLAYED "replayed"
+
 int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct execution_claim *claims,
-				 size_t count, const json_t *skips, char *err, size_t errsize);
+				 size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,
+				 size_t errsize);
+/*
+ * The same in two halves, so that the dispatcher consumes the next batch
+ * while PostgreSQL decides this one: _send() sends the statement, and
+ * _receive() (once db_result_ready() says so, or blocking) fills the
+ * claims. claims[i].signal_ids must then be owned by the caller: a claim
+ * that mixed replayed and fresh signals is left with the fresh ones.
+ * `enqueued_ids` (array of execution ids, may be NULL) are recorded as
+ * pushed to the queue (the outbox) in the same statement.
+ */
+int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struct execution_claim *claims,
+				      size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,
+				      size_t errsize);
+int execution_store_decide_batch_receive(PGconn *conn, struct execution_claim *claims, size_t count,
+					 char *err, size_t errsize);
 
 /*
  * PENDING -> RUNNING. Returns 1 when this call started it, 0 when it was

@@ -135,3 +135,16 @@ int execution_store_finish_leased(PGconn *conn, const char *execution_id, const 
 	free(result_text);
 	return finished;
 }
+
+int execution_store_claim_key(PGconn *conn, const char *execution_id, char *key, size_t size, char *err,
+			      size_t errsize)
+{
+	const char *values[] = { execution_id };
+	PGresult *result = db_query(conn, "SELECT claim_key FROM executions WHERE id = $1::uuid", 1, values, err,
+				    errsize);
+	if (result == NULL)
+		return -1;
+	snprintf(key, size, "%s", PQntuples(result) == 1 ? PQgetvalue(result, 0, 0) : "");
+	PQclear(result);
+	return 0;
+}

@@ -76,4 +76,8 @@ int execution_store_finish_leased(PGconn *conn, const char *execution_id, const 
 				  bool succeeded, const json_t *result, const char *error, char *err,
 				  size_t errsize);
 
+/* The claim key of an execution into key: "" for a whole-pipeline claim, else its ticker. 0, or -1 with err. */
+int execution_store_claim_key(PGconn *conn, const char *execution_id, char *key, size_t size, char *err,
+			      size_t errsize);
+
 #endif

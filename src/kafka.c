@@ -68,7 +68,9 @@ static void on_delivery(rd_kafka_t *producer, const rd_kafka_message_t *message,
 	if (delivery == NULL)
 		return;
 	if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		emit_published(delivery->signal_id, delivery->tickers, message);
+		/* A message that is not a signal (a dead letter) has no "published" stage. */
+		if (delivery->signal_id[0] != '\0')
+			emit_published(delivery->signal_id, delivery->tickers, message);
 	} else {
 		metrics_add(METRIC_kafka_publish_failures_total, 1);
 		log_event(LOG_ERROR, "kafka_publish_failed",
@@ -184,9 +186,10 @@ int kafka_produce(struct kafka_producer *producer, const char *topic, const char
 		delivery->done = 0;
 		pthread_mutex_unlock(&delivery_lock);
 	}
-	snprintf(delivery->signal_id, sizeof delivery->signal_id, "%s", signal_id);
+	snprintf(delivery->signal_id, sizeof delivery->signal_id, "%s", signal_id != NULL ? signal_id : "");
+	size_t key_length = key != NULL ? strlen(key) : 0;
 	rd_kafka_resp_err_t error = rd_kafka_producev(
-		producer->handle, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+		producer->handle, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_length),
 		RD_KAFKA_V_VALUE((void *)value, length), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		RD_KAFKA_V_OPAQUE(delivery), RD_KAFKA_V_END);
 	if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -221,6 +224,21 @@ int kafka_delivery_wait(struct kafka_delivery *delivery, int timeout_ms, char *e
 		return -1;
 	}
 	return 0;
+}
+
+int kafka_delivery_poll(struct kafka_delivery *delivery, char *err, size_t errsize)
+{
+	pthread_mutex_lock(&delivery_lock);
+	int done = delivery->done;
+	rd_kafka_resp_err_t error = delivery->error;
+	pthread_mutex_unlock(&delivery_lock);
+	if (!done)
+		return 0;
+	if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errsize, "kafka: %s", rd_kafka_err2str(error));
+		return -1;
+	}
+	return 1;
 }
 
 rd_kafka_t *kafka_consumer_new(const struct config *config, char *err, size_t errsize)

@@ -38,12 +38,16 @@ void kafka_producer_destroy(struct kafka_producer *producer, int flush_timeout_m
 rd_kafka_t *kafka_producer_handle(struct kafka_producer *producer);
 
 /*
- * Queues a message. With a delivery, its outcome is reported there; without
- * one, a failure is counted and logged. Returns 0 when queued.
+ * Queues a message (key may be NULL; signal_id NULL or "" for a message
+ * that is not a signal, which has no "published" trace event). With a
+ * delivery, its outcome is reported there; without one, a failure is
+ * counted and logged. Returns 0 when queued.
  */
 int kafka_produce(struct kafka_producer *producer, const char *topic, const char *key, const char *value,
 		  size_t length, struct kafka_delivery *delivery, const char *signal_id, json_t *tickers,
 		  char *err, size_t errsize);
+/* Whether the delivery is reported, without waiting: 1 delivered, 0 not yet, -1 failed (err filled). */
+int kafka_delivery_poll(struct kafka_delivery *delivery, char *err, size_t errsize);
 /* Waits until the delivery is reported; 0 delivered, -1 failed or timed out (err filled). */
 int kafka_delivery_wait(struct kafka_delivery *delivery, int timeout_ms, char *err, size_t errsize);
 

@@ -49,7 +49,27 @@ static int pipeline_from_row(PGresult *result, int row, struct pipeline *pipelin
 	char err[256];
 	if (pipeline_filter_parse(pipeline->config, &pipeline->filter, err, sizeof err) != 0)
 		pipeline_filter_parse(NULL, &pipeline->filter, err, sizeof err);
+	if (pipeline_claim_scope_parse(pipeline->config, &pipeline->claim_scope, err, sizeof err) != 0)
+		pipeline->claim_scope = PIPELINE_CLAIM_PIPELINE;
 	return pipeline->name != NULL && pipeline->tickers != NULL ? 0 : -1;
+}
+
+int pipeline_claim_scope_parse(const json_t *config, enum pipeline_claim_scope *scope, char *err,
+			       size_t errsize)
+{
+	*scope = PIPELINE_CLAIM_PIPELINE;
+	const json_t *value = json_object_get(config, "claim_scope");
+	if (value == NULL)
+		return 0;
+	const char *text = json_string_value(value);
+	if (text != NULL && strcmp(text, "pipeline") == 0)
+		return 0;
+	if (text != NULL && strcmp(text, "ticker") == 0) {
+		*scope = PIPELINE_CLAIM_TICKER;
+		return 0;
+	}
+	snprintf(err, errsize, "config.claim_scope: must be \"pipeline\" or \"ticker\"");
+	return -1;
 }
 
 int pipeline_store_get(PGconn *conn, const char *id, struct pipeline *pipeline, char *err, size_t errsize)
@@ -243,6 +263,9 @@ json_t *pipeline_store_add(PGconn *conn, const json_t *definition, char *err, si
 		goto done;
 	struct pipeline_filter filter;
 	if (pipeline_filter_parse(config, &filter, err, errsize) != 0)
+		goto done;
+	enum pipeline_claim_scope scope;
+	if (pipeline_claim_scope_parse(config, &scope, err, errsize) != 0)
 		goto done;
 	if (strcmp(mode, "periodic") == 0 && schedule_pipeline_interval(config) < 0) {
 		snprintf(err, errsize, "config.nodes: a periodic pipeline needs a time_trigger node whose "

@@ -11,6 +11,19 @@
 
 #define PIPELINE_ID_LENGTH 36
 
+/*
+ * What one live execution of a pipeline blocks (config.claim_scope):
+ * "pipeline" (the default) the whole pipeline, as the design has it;
+ * "ticker" only the tickers it runs for, so that a pipeline watching AAPL
+ * and MSFT can run for MSFT while its AAPL run is still going. Each
+ * ticker-scoped run gets the signals of its one ticker.
+ */
+enum pipeline_claim_scope { PIPELINE_CLAIM_PIPELINE, PIPELINE_CLAIM_TICKER };
+
+/* Reads config.claim_scope (absent: "pipeline"). 0, or -1 with err naming the field. */
+int pipeline_claim_scope_parse(const json_t *config, enum pipeline_claim_scope *scope, char *err,
+			       size_t errsize);
+
 struct pipeline {
 	char id[PIPELINE_ID_LENGTH + 1];
 	char *name;
@@ -21,6 +34,7 @@ struct pipeline {
 	bool is_active;
 	json_t *config;        /* {"nodes": [{"agent_type": ..., "config": {...}}, ...]} */
 	struct pipeline_filter filter; /* from config.filters; borrows from config */
+	enum pipeline_claim_scope claim_scope; /* from config.claim_scope */
 };
 
 void pipeline_free(struct pipeline *pipeline);

@@ -64,6 +64,60 @@ START_TEST(test_batch_of_one_signal_max_is_due_with_first_signal)
 }
 END_TEST
 
+/* ---- rounds: group commit and the fixed rule ---- */
+
+static const struct batch_policy group = { .max_signals = 1000, .max_wait_ms = 500, .mode = BATCH_MODE_GROUP };
+static const struct batch_policy fixed = { .max_signals = 20, .max_wait_ms = 500, .mode = BATCH_MODE_FIXED };
+
+START_TEST(test_group_mode_starts_a_round_at_once_when_none_is_in_flight)
+{
+	ck_assert(batch_round_due(&group, 1, 1000, false, 1000));
+	ck_assert(!batch_round_due(&group, 0, 1000, false, 1000));
+}
+END_TEST
+
+START_TEST(test_no_round_starts_while_one_is_in_flight)
+{
+	ck_assert(!batch_round_due(&group, 500, 1000, true, 1000));
+	ck_assert(!batch_round_due(&group, 5000, 1000, true, 900000));
+	ck_assert(!batch_round_due(&fixed, 20, 1000, true, 1000));
+	ck_assert(!batch_round_due(&fixed, 1, 1000, true, 9000));
+}
+END_TEST
+
+START_TEST(test_fixed_mode_waits_for_a_full_batch_or_the_max_wait)
+{
+	ck_assert(!batch_round_due(&fixed, 1, 1000, false, 1000));
+	ck_assert(!batch_round_due(&fixed, 19, 1000, false, 1499));
+	ck_assert(batch_round_due(&fixed, 20, 1000, false, 1000));
+	ck_assert(batch_round_due(&fixed, 1, 1000, false, 1500));
+}
+END_TEST
+
+START_TEST(test_a_round_takes_at_most_max_signals_of_what_waits)
+{
+	ck_assert_uint_eq(batch_round_size(&group, 7), 7);
+	ck_assert_uint_eq(batch_round_size(&group, 1000), 1000);
+	ck_assert_uint_eq(batch_round_size(&group, 2500), 1000);
+	ck_assert_uint_eq(batch_round_size(&fixed, 45), 20);
+	ck_assert_uint_eq(batch_round_size(&fixed, 0), 0);
+}
+END_TEST
+
+START_TEST(test_batch_mode_names_read_back)
+{
+	enum batch_mode mode = BATCH_MODE_FIXED;
+	ck_assert(batch_mode_from_name("group", &mode));
+	ck_assert_int_eq(mode, BATCH_MODE_GROUP);
+	ck_assert(batch_mode_from_name("fixed", &mode));
+	ck_assert_int_eq(mode, BATCH_MODE_FIXED);
+	ck_assert(!batch_mode_from_name("Group", &mode));
+	ck_assert(!batch_mode_from_name("", &mode));
+	ck_assert(!batch_mode_from_name(NULL, &mode));
+	ck_assert_int_eq(mode, BATCH_MODE_FIXED);
+}
+END_TEST
+
 /* ---- matching ---- */
 
 /* Pipelines p0 {AAPL}, p1 {MSFT, AAPL}, p2 {TSLA}, p3 {NVDA, MSFT}. */
@@ -300,6 +354,13 @@ static Suite *batch_suite(void)
 	tcase_add_test(due, test_zero_max_wait_flushes_every_signal_at_once);
 	tcase_add_test(due, test_batch_of_one_signal_max_is_due_with_first_signal);
 	suite_add_tcase(suite, due);
+	TCase *rounds = tcase_create("rounds");
+	tcase_add_test(rounds, test_group_mode_starts_a_round_at_once_when_none_is_in_flight);
+	tcase_add_test(rounds, test_no_round_starts_while_one_is_in_flight);
+	tcase_add_test(rounds, test_fixed_mode_waits_for_a_full_batch_or_the_max_wait);
+	tcase_add_test(rounds, test_a_round_takes_at_most_max_signals_of_what_waits);
+	tcase_add_test(rounds, test_batch_mode_names_read_back);
+	suite_add_tcase(suite, rounds);
 
 	TCase *match = tcase_create("match");
 	tcase_add_test(match, test_pipeline_matched_by_two_signals_appears_once_with_both_ids);

@@ -1,0 +1,139 @@
+/*
+ * The dispatcher role's state, shared by its two files and owned by its
+ * one thread: dispatcher.c consumes (intake, pausing, offsets, the loop),
+ * dispatcher_round.c decides (match, claim, enqueue) one round at a time.
+ * Only the atomics and what info_lock guards are read by other threads
+ * (status requests).
+ *
+ * Every consumed message is an entry of the ledger, in arrival order; a
+ * valid signal is also an entry of `signals`. A round takes a prefix of
+ * the ledger and the signals in it, decides them in one PostgreSQL
+ * statement sent without waiting, pushes the tasks it claimed to Redis,
+ * and only then commits the prefix's offsets. What arrives meanwhile waits
+ * behind the prefix for the next round.
+ */
+#ifndef SIGTRIG_DISPATCHER_H
+#define SIGTRIG_DISPATCHER_H
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "daemon.h"
+#include "execution_store.h"
+#include "kafka.h"
+#include "pipeline_index.h"
+#include "rate_limit.h"
+#include "signal.h"
+
+/* One consumed message, valid or not. */
+struct dispatcher_entry {
+	int32_t partition;
+	int64_t offset;
+	long signal;             /* index in state.signals; -1 for a message that is not a signal */
+	char *dead_letter;       /* the dead letter of a message that is not a signal, malloc'd */
+	char *dead_letter_key;   /* its Kafka key, NUL-terminated copy; may be NULL */
+};
+
+/* Why fetching is paused: fetching resumes when no reason is left. */
+enum dispatcher_pause {
+	PAUSE_RETRY = 1 << 0,        /* a round failed: wait for PostgreSQL or Redis */
+	PAUSE_BACKPRESSURE = 1 << 1, /* the task queue is too deep */
+	PAUSE_BACKLOG = 1 << 2,      /* too much consumed and not yet decided */
+};
+
+/* What the round in flight is doing. */
+enum round_phase {
+	ROUND_NONE,     /* no round in flight */
+	ROUND_DECIDING, /* the decide statement was sent; its answer has not come */
+	ROUND_PUSHING,  /* decided; its tasks are not all in Redis yet */
+};
+
+struct dispatcher_round {
+	enum round_phase phase;
+	size_t entries, signals;      /* the ledger prefix and the signals it holds */
+	struct batch_match *matches;
+	long match_count;
+	const struct pipeline **claim_pipelines; /* claims[i]'s pipeline, for traces */
+	struct execution_claim *claims;          /* signal_ids and tickers owned here */
+	size_t claim_count;
+	json_t *skips;                /* decisions made before the database */
+	json_t *signal_by_id;         /* signal_id -> index in state.signals, for the round's signals */
+	char **envelopes;             /* the claimed tasks, once decided */
+	size_t envelope_count;
+	struct kafka_delivery *deliveries; /* the round's dead letters */
+	size_t delivery_count;
+	double started;               /* metrics_monotonic_seconds() when it began */
+	int64_t first_ms;             /* monotonic ms of its oldest message's arrival */
+};
+
+struct dispatcher_state {
+	struct daemon *daemon;
+	pthread_t thread;
+	bool running;
+	volatile int stop;
+	rd_kafka_t *consumer;
+	PGconn *db;                 /* claims (asynchronous) and reloads, never both at once */
+	redisContext *redis;
+	struct pipeline_index *index;
+	atomic_llong index_loaded_ms; /* monotonic time of the last successful load; 0 never */
+	PGconn *listen_db;          /* LISTENs on sigtrig_pipelines, nothing else */
+	int64_t listen_attempt_ms;
+	bool refresh_requested, refresh_failed; /* a change was announced; the last load failed */
+	int64_t refresh_attempt_ms;
+	struct batch_policy policy;
+	struct rate_limiter *limiter;
+
+	struct dispatcher_entry *ledger;
+	size_t ledger_count, ledger_capacity;
+	struct signal *signals;
+	bool *signal_limited;       /* refused by its source's rate limit: decided, never matched */
+	size_t signal_count, signal_capacity;
+	int64_t first_waiting_ms;   /* arrival of the oldest message not yet in a round */
+
+	struct dispatcher_round round;
+	json_t *unmarked;           /* execution ids pushed, their outbox record not yet written */
+	int64_t retry_at_ms;        /* a failed round is retried no sooner */
+	int64_t retry_backoff_ms;
+	unsigned paused;            /* enum dispatcher_pause bits */
+	int64_t next_housekeeping_ms;
+
+	atomic_llong batches, last_batch_ms, queue_depth;
+	atomic_bool postgres_ok, redis_ok, backpressure;
+	char last_error[256];
+	pthread_mutex_t info_lock;  /* guards last_error */
+};
+
+extern struct dispatcher_state dispatcher;
+
+/* Logs an outage when it starts or changes (not on every retry) and keeps it for status. */
+void dispatcher_note_error(const char *event, const char *message);
+void dispatcher_clear_error(void);
+/* The working PostgreSQL connection, (re)connected on demand; NULL with err filled. */
+PGconn *dispatcher_db(char *err, size_t errsize);
+
+/*
+ * Starts a round over what waits: matches it, sends its decide statement
+ * and its dead letters. 0 when the round is in flight; -1 when it could
+ * not start (it is retried later).
+ */
+int dispatcher_round_start(void);
+/*
+ * Moves the round in flight on without blocking: reads the decision when
+ * it has come, pushes the tasks. Returns 1 when the round is done (its
+ * offsets may be committed), 0 while it is still in flight, -1 when it
+ * failed and must be retried (the round is over; its messages wait), -2
+ * when its claims are made but Redis refused the push: the round stays in
+ * flight and the push is retried by the next call.
+ */
+int dispatcher_round_advance(void);
+/* Frees what the round holds and forgets it (the messages stay). */
+void dispatcher_round_clear(void);
+
+#endif

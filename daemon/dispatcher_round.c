@@ -1,0 +1,444 @@
+/*
+ * One dispatcher round: the messages at the head of the ledger are
+ * matched against the pipeline index, decided in one PostgreSQL statement
+ * (claims, refusals, decision records, audit rows), their dead letters
+ * sent, and the claimed tasks pushed to Redis in one round trip. The
+ * statement is sent without waiting, so the dispatcher goes on consuming
+ * while PostgreSQL works; dispatcher_round_advance() moves the round on
+ * each time the loop comes round.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "celery.h"
+#include "db.h"
+#include "dispatcher.h"
+#include "log.h"
+#include "metrics.h"
+#include "skip_reason.h"
+#include "task_queue.h"
+#include "timeutil.h"
+#include "trace.h"
+
+/* How long a dead letter may take to be acknowledged before the round is retried. */
+#define DEAD_LETTER_TIMEOUT_MS 10000
+
+static void trace_claim_outcome(const struct pipeline *pipeline, const struct execution_claim *claim)
+{
+	bool replayed = !claim->claimed && strcmp(claim->reason, EXECUTION_CLAIM_REPLAYED) == 0;
+	size_t index;
+	json_t *signal_id;
+	json_array_foreach(claim->signal_ids, index, signal_id) {
+		const char *id = json_string_value(signal_id);
+		if (!replayed)
+			trace_emit("matched", id,
+				   json_pack("{s:s, s:s, s:O}", "pipeline_id", pipeline->id, "pipeline",
+					     pipeline->name, "tickers", claim->tickers));
+		if (claim->claimed)
+			trace_emit("enqueued", id,
+				   json_pack("{s:s, s:s, s:s, s:O}", "pipeline_id", pipeline->id,
+					     "execution_id", claim->execution_id, "task_id", claim->task_id,
+					     "tickers", claim->tickers));
+		else
+			trace_emit("skipped", id,
+				   json_pack("{s:s, s:s, s:O}", "pipeline_id", pipeline->id, "reason",
+					     claim->reason, "tickers", claim->tickers));
+	}
+	if (claim->claimed)
+		log_event(LOG_INFO, "signal_matched_to_pipeline",
+			  json_pack("{s:O, s:s, s:s, s:O}", "signal_ids", claim->signal_ids, "pipeline_id",
+				    pipeline->id, "execution_id", claim->execution_id,
+				    "matched_tickers", claim->tickers));
+}
+
+/* The round's signals as received, for the signals table. */
+static json_t *round_signal_records(size_t count)
+{
+	json_t *records = json_array();
+	for (size_t e = 0; e < dispatcher.round.entries; e++) {
+		const struct dispatcher_entry *entry = &dispatcher.ledger[e];
+		if (entry->signal < 0 || (size_t)entry->signal >= count)
+			continue;
+		const struct signal *signal = &dispatcher.signals[entry->signal];
+		json_array_append_new(records, json_pack("{s:s, s:o, s:s, s:s, s:i, s:I}", "signal_id",
+							 signal->signal_id, "body", signal_to_json(signal),
+							 "source", signal->source, "signal_type",
+							 signal->signal_type, "partition", (int)entry->partition,
+							 "offset", (json_int_t)entry->offset));
+	}
+	return records;
+}
+
+/*
+ * The decisions made before the database: each signal no pipeline watches,
+ * and each one its source's rate limit refused. Recorded too, so that
+ * every signal has one.
+ */
+static json_t *round_skips_before_database(size_t count)
+{
+	json_t *skips = json_array();
+	for (size_t s = 0; s < count; s++) {
+		const struct signal *signal = &dispatcher.signals[s];
+		enum skip_reason reason = SKIP_rate_limited;
+		bool skipped = dispatcher.signal_limited[s];
+		if (!skipped) {
+			bool matched = false;
+			for (size_t t = 0; t < signal->ticker_count && !matched; t++) {
+				size_t postings;
+				pipeline_index_lookup(dispatcher.index, signal->tickers[t].ticker, &postings);
+				matched = postings > 0;
+			}
+			skipped = !matched;
+			reason = SKIP_no_matching_pipeline;
+		}
+		if (skipped)
+			json_array_append_new(skips, json_pack("{s:s, s:n, s:s, s:o}", "signal_id",
+							       signal->signal_id, "pipeline_id", "reason",
+							       skip_reason_name(reason), "tickers",
+							       daemon_signal_tickers(signal)));
+	}
+	return skips;
+}
+
+/* The round's signal called signal_id, through the round's id map; NULL when none. */
+static const struct signal *round_signal(const struct dispatcher_round *round, const char *signal_id)
+{
+	const json_t *index = json_object_get(round->signal_by_id, signal_id);
+	return index != NULL ? &dispatcher.signals[json_integer_value(index)] : NULL;
+}
+
+static bool signal_names_ticker(const struct signal *signal, const char *ticker)
+{
+	for (size_t t = 0; signal != NULL && t < signal->ticker_count; t++)
+		if (strcmp(signal->tickers[t].ticker, ticker) == 0)
+			return true;
+	return false;
+}
+
+static void claim_init(struct execution_claim *claim, const struct pipeline *pipeline, json_t *signal_ids,
+		       json_t *tickers, const char *claim_key)
+{
+	memset(claim, 0, sizeof *claim);
+	claim->pipeline_id = pipeline->id;
+	claim->signal_ids = signal_ids;
+	claim->tickers = tickers;
+	claim->claim_key = claim_key;
+	uuid_t task_id;
+	uuid_generate_random(task_id);
+	uuid_unparse_lower(task_id, claim->task_id);
+}
+
+/*
+ * A claim per matched pipeline, or per matched ticker of a pipeline whose
+ * claim_scope is "ticker" (with the signals of that ticker alone). Signals
+ * a pipeline's filters kept out become skips. Returns 0, or -1 out of memory.
+ */
+static int round_build_claims(struct dispatcher_round *round)
+{
+	size_t capacity = 0;
+	for (long i = 0; i < round->match_count; i++)
+		capacity += round->matches[i].pipeline->claim_scope == PIPELINE_CLAIM_TICKER
+				    ? json_array_size(round->matches[i].tickers)
+				    : 1;
+	round->claims = calloc(capacity > 0 ? capacity : 1, sizeof *round->claims);
+	round->claim_pipelines = calloc(capacity > 0 ? capacity : 1, sizeof *round->claim_pipelines);
+	if (round->claims == NULL || round->claim_pipelines == NULL)
+		return -1;
+	for (long i = 0; i < round->match_count; i++) {
+		const struct batch_match *match = &round->matches[i];
+		size_t index;
+		json_t *item;
+		json_array_foreach(match->filtered_ids, index, item)
+			json_array_append_new(round->skips, json_pack("{s:O, s:s, s:s, s:[]}", "signal_id", item,
+								      "pipeline_id", match->pipeline->id, "reason",
+								      skip_reason_name(SKIP_filtered), "tickers"));
+		/* Only the pipelines some signal passed the filters of are candidates. */
+		if (json_array_size(match->signal_ids) == 0)
+			continue;
+		if (match->pipeline->claim_scope != PIPELINE_CLAIM_TICKER) {
+			round->claim_pipelines[round->claim_count] = match->pipeline;
+			claim_init(&round->claims[round->claim_count++], match->pipeline,
+				   json_incref(match->signal_ids), json_incref(match->tickers), NULL);
+			continue;
+		}
+		json_array_foreach(match->tickers, index, item) {
+			const char *ticker = json_string_value(item);
+			json_t *ids = json_array();
+			size_t k;
+			json_t *id;
+			json_array_foreach(match->signal_ids, k, id)
+				if (signal_names_ticker(round_signal(round, json_string_value(id)), ticker))
+					json_array_append(ids, id);
+			round->claim_pipelines[round->claim_count] = match->pipeline;
+			json_t *tickers = json_pack("[s]", ticker);
+			claim_init(&round->claims[round->claim_count++], match->pipeline, ids, tickers,
+				   json_string_value(json_array_get(tickers, 0)));
+		}
+	}
+	return 0;
+}
+
+/* Sends the dead letters of the round's messages that are not signals. */
+static int round_send_dead_letters(struct dispatcher_round *round, char *err, size_t errsize)
+{
+	size_t letters = 0;
+	for (size_t e = 0; e < round->entries; e++)
+		letters += dispatcher.ledger[e].dead_letter != NULL;
+	if (letters == 0)
+		return 0;
+	round->deliveries = calloc(letters, sizeof *round->deliveries);
+	if (round->deliveries == NULL) {
+		snprintf(err, errsize, "out of memory");
+		return -1;
+	}
+	for (size_t e = 0; e < round->entries; e++) {
+		const struct dispatcher_entry *entry = &dispatcher.ledger[e];
+		if (entry->dead_letter == NULL)
+			continue;
+		if (kafka_produce(dispatcher.daemon->producer, dispatcher.daemon->config.kafka_dead_letter_topic,
+				  entry->dead_letter_key, entry->dead_letter, strlen(entry->dead_letter),
+				  &round->deliveries[round->delivery_count], NULL, NULL, err, errsize) != 0)
+			return -1;
+		round->delivery_count++;
+	}
+	return 0;
+}
+
+static void round_fail(const char *event, const char *err)
+{
+	dispatcher_note_error(event, err);
+	dispatcher_round_clear();
+}
+
+int dispatcher_round_start(void)
+{
+	char err[512];
+	struct dispatcher_round *round = &dispatcher.round;
+	dispatcher_round_clear();
+	round->entries = batch_round_size(&dispatcher.policy, dispatcher.ledger_count);
+	for (size_t e = 0; e < round->entries; e++)
+		if (dispatcher.ledger[e].signal >= 0)
+			round->signals = (size_t)dispatcher.ledger[e].signal + 1;
+	round->first_ms = dispatcher.first_waiting_ms;
+	round->started = metrics_monotonic_seconds();
+	round->skips = json_array();
+	round->signal_by_id = json_object();
+	for (size_t i = 0; i < round->signals; i++)
+		json_object_set_new(round->signal_by_id, dispatcher.signals[i].signal_id, json_integer((json_int_t)i));
+	if (round_send_dead_letters(round, err, sizeof err) != 0) {
+		round_fail("dead_letter_failed", err);
+		return -1;
+	}
+	round->phase = ROUND_PUSHING;
+	if (round->signals == 0)
+		return 0; /* only messages that are not signals: nothing to decide */
+	/* Rate-limited signals are decided already: only the others are matched (shallow copies). */
+	struct signal *admitted = calloc(round->signals, sizeof *admitted);
+	size_t admitted_count = 0;
+	for (size_t s = 0; admitted != NULL && s < round->signals; s++)
+		if (!dispatcher.signal_limited[s])
+			admitted[admitted_count++] = dispatcher.signals[s];
+	round->match_count = admitted != NULL ? batch_match_signals(dispatcher.index, admitted, admitted_count,
+								     &round->matches)
+					      : -1;
+	free(admitted);
+	if (round->match_count < 0 || round_build_claims(round) != 0) {
+		round_fail("dispatcher_batch_failed", "out of memory matching the batch");
+		return -1;
+	}
+	json_t *skips = round_skips_before_database(round->signals);
+	json_array_extend(round->skips, skips);
+	json_decref(skips);
+	json_t *records = round_signal_records(round->signals);
+	PGconn *db = dispatcher_db(err, sizeof err);
+	metrics_add(METRIC_db_queries_total, 1);
+	int sent = db != NULL ? execution_store_decide_batch_send(db, records, round->claims, round->claim_count,
+								  round->skips, dispatcher.unmarked, err,
+								  sizeof err)
+			      : -1;
+	json_decref(records);
+	if (sent != 0) {
+		atomic_store(&dispatcher.postgres_ok, false);
+		round_fail("dispatcher_claim_failed", err);
+		return -1;
+	}
+	round->phase = ROUND_DECIDING;
+	return 0;
+}
+
+/* The decision has come: the claimed tasks' envelopes. */
+static int round_receive_decision(struct dispatcher_round *round, char *err, size_t errsize)
+{
+	if (execution_store_decide_batch_receive(dispatcher.db, round->claims, round->claim_count, err,
+						 errsize) != 0)
+		return -1;
+	/* The outbox records that rode along are written. */
+	json_array_clear(dispatcher.unmarked);
+	round->envelopes = calloc(round->claim_count > 0 ? round->claim_count : 1, sizeof *round->envelopes);
+	if (round->envelopes == NULL) {
+		snprintf(err, errsize, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < round->claim_count; i++) {
+		const struct execution_claim *claim = &round->claims[i];
+		if (!claim->claimed)
+			continue;
+		char task_id[EXECUTION_ID_LENGTH + 1];
+		memcpy(task_id, claim->task_id, sizeof task_id);
+		round->envelopes[round->envelope_count] = celery_execute_pipeline_task(
+			claim->pipeline_id, claim->signal_ids, claim->execution_id,
+			dispatcher.daemon->config.redis_queue, task_id, err, errsize);
+		if (round->envelopes[round->envelope_count] == NULL)
+			return -1;
+		round->envelope_count++;
+	}
+	return 0;
+}
+
+/* signal_to_enqueue_seconds, once per signal that started at least one run. */
+static void round_observe_latency(const struct dispatcher_round *round)
+{
+	double now = time_now_seconds();
+	json_t *observed = json_object();
+	for (size_t i = 0; i < round->claim_count; i++) {
+		if (!round->claims[i].claimed)
+			continue;
+		size_t index;
+		json_t *id;
+		json_array_foreach(round->claims[i].signal_ids, index, id) {
+			const char *signal_id = json_string_value(id);
+			const struct signal *signal = round_signal(round, signal_id);
+			if (signal == NULL || json_object_get(observed, signal_id) != NULL)
+				continue;
+			json_object_set_new(observed, signal_id, json_true());
+			metrics_observe(HISTOGRAM_signal_to_enqueue_seconds, fmax(0, now - signal->timestamp));
+		}
+	}
+	json_decref(observed);
+}
+
+/* Traces, log lines and metrics of a round whose every decision is durable. */
+static void round_report(const struct dispatcher_round *round)
+{
+	int64_t enqueued = 0, replayed = 0;
+	for (size_t i = 0; i < round->claim_count; i++) {
+		const struct execution_claim *claim = &round->claims[i];
+		trace_claim_outcome(round->claim_pipelines[i], claim);
+		enum skip_reason reason;
+		if (claim->claimed) {
+			enqueued++;
+			json_array_append_new(dispatcher.unmarked, json_string(claim->execution_id));
+		} else if (strcmp(claim->reason, EXECUTION_CLAIM_REPLAYED) == 0) {
+			replayed++;
+		} else if (skip_reason_from_name(claim->reason, &reason)) {
+			metrics_skip(reason, 1);
+		}
+	}
+	round_observe_latency(round);
+	size_t index;
+	json_t *skip;
+	json_array_foreach(round->skips, index, skip) {
+		const char *why = json_string_value(json_object_get(skip, "reason"));
+		enum skip_reason reason;
+		if (skip_reason_from_name(why, &reason))
+			metrics_skip(reason, 1);
+		trace_emit("skipped", json_string_value(json_object_get(skip, "signal_id")),
+			   json_pack("{s:s, s:O}", "reason", why, "tickers", json_object_get(skip, "tickers")));
+	}
+	metrics_add(METRIC_pipelines_matched_total, round->match_count > 0 ? round->match_count : 0);
+	metrics_add(METRIC_pipelines_enqueued_total, enqueued);
+	metrics_add(METRIC_pipelines_replayed_total, replayed);
+	metrics_add(METRIC_signals_dead_lettered_total, (int64_t)round->delivery_count);
+	metrics_add(METRIC_batches_processed_total, 1);
+	metrics_observe_since(HISTOGRAM_batch_processing_duration_seconds, round->started);
+}
+
+/* 1 when every dead letter is acknowledged, 0 while some are not, -1 when one failed or took too long. */
+static int round_dead_letters_done(const struct dispatcher_round *round, char *err, size_t errsize)
+{
+	for (size_t i = 0; i < round->delivery_count; i++) {
+		int done = kafka_delivery_poll(&round->deliveries[i], err, errsize);
+		if (done < 0)
+			return -1;
+		if (done == 0) {
+			if (time_monotonic_ms() - round->first_ms < DEAD_LETTER_TIMEOUT_MS)
+				return 0;
+			snprintf(err, errsize, "the dead-letter topic did not acknowledge within %d ms",
+				 DEAD_LETTER_TIMEOUT_MS);
+			return -1;
+		}
+	}
+	return 1;
+}
+
+int dispatcher_round_advance(void)
+{
+	char err[512];
+	struct dispatcher_round *round = &dispatcher.round;
+	if (round->phase == ROUND_DECIDING) {
+		int ready = db_result_ready(dispatcher.db, err, sizeof err);
+		if (ready == 0)
+			return 0;
+		if (ready < 0 || round_receive_decision(round, err, sizeof err) != 0) {
+			atomic_store(&dispatcher.postgres_ok, false);
+			round_fail("dispatcher_claim_failed", err);
+			return -1;
+		}
+		atomic_store(&dispatcher.postgres_ok, true);
+		round->phase = ROUND_PUSHING;
+	}
+	if (round->phase != ROUND_PUSHING)
+		return -1;
+	int letters = round_dead_letters_done(round, err, sizeof err);
+	if (letters == 0)
+		return 0;
+	if (letters < 0) {
+		/* Not committed: the messages are dead-lettered again by the retry. */
+		round_fail("dead_letter_failed", err);
+		return -1;
+	}
+	/*
+	 * The claims are made: a Redis failure now must not drop them. The
+	 * push is retried with the round held (offsets not committed); a
+	 * dispatcher killed meanwhile leaves them PENDING for the reconciler.
+	 */
+	if (round->envelope_count > 0 &&
+	    task_queue_push(&dispatcher.redis, dispatcher.daemon->config.redis_url,
+			    dispatcher.daemon->config.redis_queue, round->envelopes, round->envelope_count, err,
+			    sizeof err) != 0) {
+		atomic_store(&dispatcher.redis_ok, false);
+		dispatcher_note_error("dispatcher_enqueue_failed", err);
+		return -2;
+	}
+	atomic_store(&dispatcher.redis_ok, true);
+	dispatcher_clear_error();
+	round_report(round);
+	return 1;
+}
+
+void dispatcher_round_clear(void)
+{
+	struct dispatcher_round *round = &dispatcher.round;
+	for (size_t i = 0; i < round->claim_count; i++) {
+		json_decref(round->claims[i].signal_ids);
+		json_decref(round->claims[i].tickers);
+	}
+	free(round->claims);
+	free(round->claim_pipelines);
+	batch_matches_free(round->matches, round->match_count > 0 ? (size_t)round->match_count : 0);
+	for (size_t i = 0; i < round->envelope_count; i++)
+		free(round->envelopes[i]);
+	free(round->envelopes);
+	json_decref(round->skips);
+	json_decref(round->signal_by_id);
+	/* Deliveries not yet reported stay referenced by librdkafka: wait them out briefly. */
+	char err[128];
+	for (size_t i = 0; i < round->delivery_count; i++)
+		if (kafka_delivery_poll(&round->deliveries[i], err, sizeof err) == 0)
+			kafka_delivery_wait(&round->deliveries[i], DEAD_LETTER_TIMEOUT_MS, err, sizeof err);
+	free(round->deliveries);
+	memset(round, 0, sizeof *round);
+}

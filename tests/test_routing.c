@@ -1,0 +1,395 @@
+/*
+ * What the dispatcher does with each consumed message, on a real stack:
+ * a message that is not a signal goes to the dead-letter topic with its
+ * reason; a redelivered signal claims nothing twice; a ticker-scoped
+ * pipeline runs per ticker; backpressure pauses the intake while the task
+ * queue is too deep.
+ */
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "harness.h"
+#include "timeutil.h"
+
+#define ROUTING_TIMEOUT_MS 30000
+
+/* Publishes `text` (one message a line) to `topic` with kcat, as any other Kafka client would. */
+static void kcat_publish(const char *topic, const char *text)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/kcat-input.txt", harness.dir);
+	FILE *file = fopen(path, "w");
+	ck_assert_ptr_nonnull(file);
+	fputs(text, file);
+	fclose(file);
+	char command[2048];
+	snprintf(command, sizeof command, "kcat -b '%s' -t '%s' -P -l '%s'", harness.config.kafka_bootstrap_servers,
+		 topic, path);
+	ck_assert_int_eq(system(command), 0);
+}
+
+/* Every message of the dead-letter topic so far, as a JSON array of the letters. */
+static json_t *dead_letters(void)
+{
+	char path[600], command[2048];
+	snprintf(path, sizeof path, "%s/dead-letters.txt", harness.dir);
+	snprintf(command, sizeof command, "kcat -b '%s' -t trading-signals.dlq -C -o beginning -e -q >'%s'",
+		 harness.config.kafka_bootstrap_servers, path);
+	ck_assert_int_eq(system(command), 0);
+	FILE *file = fopen(path, "r");
+	ck_assert_ptr_nonnull(file);
+	json_t *letters = json_array();
+	char *line = NULL;
+	size_t size = 0;
+	while (getline(&line, &size, file) > 0) {
+		json_t *letter = json_loads(line, 0, NULL);
+		ck_assert_msg(letter != NULL, "a dead letter that is not JSON: %.200s", line);
+		json_array_append_new(letters, letter);
+	}
+	free(line);
+	fclose(file);
+	return letters;
+}
+
+static json_int_t counter(const char *name)
+{
+	int status;
+	json_t *report = harness_sigtrig_json("status --json", &status);
+	json_int_t value = json_integer_value(json_object_get(json_object_get(report, "counters"), name));
+	json_decref(report);
+	return value;
+}
+
+static json_int_t wait_for_counter_above(const char *name, json_int_t floor)
+{
+	int64_t deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS;
+	json_int_t value = counter(name);
+	while (value <= floor && time_monotonic_ms() < deadline) {
+		usleep(100 * 1000);
+		value = counter(name);
+	}
+	return value;
+}
+
+/* The letter whose reason contains `needle`, or NULL. */
+static const json_t *letter_with_reason(const json_t *letters, const char *needle)
+{
+	size_t index;
+	const json_t *letter;
+	json_array_foreach(letters, index, letter)
+		if (strstr(json_string_value(json_object_get(letter, "reason")), needle) != NULL)
+			return letter;
+	return NULL;
+}
+
+START_TEST(test_messages_that_are_not_signals_go_to_the_dead_letter_topic_with_their_reason)
+{
+	json_int_t before = counter("signals_dead_lettered_total");
+	kcat_publish("trading-signals",
+		     "this is not json\n"
+		     "{\"signal_type\":\"x\",\"source\":\"y\",\"tickers\":[{\"ticker\":\"AAPL\",\"signal\":\"UP\"}]}\n");
+	json_int_t after = wait_for_counter_above("signals_dead_lettered_total", before + 1);
+	ck_assert_int_eq(after, before + 2);
+	json_t *letters = dead_letters();
+	const json_t *garbage = letter_with_reason(letters, "invalid JSON");
+	ck_assert_msg(garbage != NULL, "no dead letter for the text that is not JSON");
+	ck_assert_str_eq(json_string_value(json_object_get(garbage, "topic")), "trading-signals");
+	ck_assert(json_is_integer(json_object_get(garbage, "partition")));
+	ck_assert(json_is_integer(json_object_get(garbage, "offset")));
+	ck_assert(json_is_false(json_object_get(garbage, "payload_truncated")));
+	const char *encoded = json_string_value(json_object_get(garbage, "payload_base64"));
+	unsigned char *payload = NULL;
+	size_t length = 0;
+	char err[128];
+	ck_assert_int_eq(base64_decode(encoded, strlen(encoded), &payload, &length, err, sizeof err), 0);
+	ck_assert_str_eq((const char *)payload, "this is not json");
+	free(payload);
+	/* The reason names the field that is wrong. */
+	const json_t *wrong_direction = letter_with_reason(letters, "signal");
+	ck_assert_msg(wrong_direction != NULL && wrong_direction != garbage,
+		      "no dead letter naming the bad direction");
+	json_decref(letters);
+	/* And the dispatcher goes on: a valid signal after them still wakes its pipeline. */
+	char *pipeline = harness_add_pipeline("after-dead-letters", "DLQX");
+	char *signal_id = harness_inject_one("DLQX");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", ROUTING_TIMEOUT_MS));
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_oversized_message_is_dead_lettered_with_its_payload_truncated_at_the_bound)
+{
+	json_int_t before = counter("signals_dead_lettered_total");
+	/* 300 KiB of one JSON string: over SIGNAL_MAX_BYTES and over the dead letter's payload bound. */
+	size_t size = 300 * 1024;
+	char *text = malloc(size + 16);
+	ck_assert_ptr_nonnull(text);
+	strcpy(text, "{\"x\":\"");
+	memset(text + 6, 'a', size);
+	strcpy(text + 6 + size, "\"}\n");
+	kcat_publish("trading-signals", text);
+	free(text);
+	ck_assert_int_eq(wait_for_counter_above("signals_dead_lettered_total", before), before + 1);
+	json_t *letters = dead_letters();
+	const json_t *big = NULL;
+	size_t index;
+	const json_t *letter;
+	json_array_foreach(letters, index, letter)
+		if (json_integer_value(json_object_get(letter, "payload_bytes")) == (json_int_t)(size + 8))
+			big = letter;
+	ck_assert_msg(big != NULL, "no dead letter of %zu bytes", size + 8);
+	ck_assert(json_is_true(json_object_get(big, "payload_truncated")));
+	/* 256 KiB of payload, base64: 4 characters per 3 bytes. */
+	ck_assert_uint_eq(strlen(json_string_value(json_object_get(big, "payload_base64"))),
+			  (256 * 1024 + 2) / 3 * 4);
+	json_decref(letters);
+}
+END_TEST
+
+START_TEST(test_redelivered_signal_claims_nothing_twice)
+{
+	char *pipeline = harness_add_pipeline("replayed", "RPLY");
+	char signal_id[40];
+	harness_new_uuid(signal_id);
+	char message[512];
+	snprintf(message, sizeof message,
+		 "{\"signal_id\":\"%s\",\"signal_type\":\"manual\",\"source\":\"replay-test\","
+		 "\"tickers\":[{\"ticker\":\"RPLY\",\"signal\":\"BULLISH\",\"confidence\":90}]}\n",
+		 signal_id);
+	kcat_publish("trading-signals", message);
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", ROUTING_TIMEOUT_MS));
+	/* The same message again, as a replay after a crash delivers it: its run is over, yet no second one. */
+	json_int_t replayed_before = counter("pipelines_replayed_total");
+	kcat_publish("trading-signals", message);
+	ck_assert_int_gt(wait_for_counter_above("pipelines_replayed_total", replayed_before), replayed_before);
+	PGconn *db = harness_db();
+	char *runs = harness_query_value(db, "SELECT count(*) FROM executions WHERE $1 = ANY(signal_ids)", signal_id);
+	ck_assert_str_eq(runs, "1");
+	char *decisions = harness_query_value(db, "SELECT count(*) FROM signal_decisions WHERE signal_id = $1",
+					      signal_id);
+	ck_assert_str_eq(decisions, "1");
+	free(runs);
+	free(decisions);
+	PQfinish(db);
+	free(pipeline);
+}
+END_TEST
+
+static char *add_ticker_scoped_pipeline(void)
+{
+	int status;
+	json_t *pipeline = harness_sigtrig_json("pipelines add --json --name per-ticker --ticker SCPA --ticker SCPB"
+						" --config '{\"claim_scope\": \"ticker\"}'",
+						&status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_ptr_nonnull(pipeline);
+	char *id = strdup(json_string_value(json_object_get(pipeline, "id")));
+	json_decref(pipeline);
+	return id;
+}
+
+START_TEST(test_ticker_scoped_pipeline_runs_for_one_ticker_while_another_is_live)
+{
+	char *pipeline = add_ticker_scoped_pipeline();
+	/* A run for SCPA is live (as a worker would hold it): it blocks SCPA alone. */
+	PGconn *db = harness_db();
+	char running_id[40];
+	harness_new_uuid(running_id);
+	const char *values[] = { running_id, pipeline };
+	PGresult *insert = PQexecParams(db,
+					"INSERT INTO executions (id, pipeline_id, status, started_at, claim_key)"
+					" VALUES ($1, $2, 'HOLDING', now(), 'SCPA')",
+					2, NULL, values, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(insert), PGRES_COMMAND_OK);
+	PQclear(insert);
+	char *for_b = harness_inject_one("SCPB");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", for_b,
+					 "SUCCEEDED", ROUTING_TIMEOUT_MS));
+	char *key = harness_query_value(db, "SELECT claim_key FROM executions WHERE $1 = ANY(signal_ids)", for_b);
+	ck_assert_str_eq(key, "SCPB");
+	free(key);
+	/* Its run worked on SCPB alone: the market-data step loaded that ticker only. */
+	char *tickers = harness_query_value(db,
+					    "SELECT result->'steps'->0->'output'->'tickers' FROM executions"
+					    " WHERE $1 = ANY(signal_ids)",
+					    for_b);
+	ck_assert_ptr_nonnull(tickers);
+	ck_assert_msg(strstr(tickers, "SCPB") != NULL && strstr(tickers, "SCPA") == NULL, "run tickers: %s",
+		      tickers);
+	free(tickers);
+	char *for_a = harness_inject_one("SCPA");
+	ck_assert(harness_wait_for_value("SELECT reason FROM signal_decisions WHERE signal_id = $1", for_a,
+					 "already_running", ROUTING_TIMEOUT_MS));
+	PQfinish(db);
+	free(for_a);
+	free(for_b);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_unknown_claim_scope_is_refused_when_the_pipeline_is_added)
+{
+	char *out = NULL, *err = NULL;
+	int status = harness_sigtrig("pipelines add --name bad-scope --ticker SCPC --config '{\"claim_scope\": \"user\"}'",
+				     NULL, &out, &err);
+	ck_assert_int_eq(status, 1);
+	ck_assert_msg(strstr(err, "claim_scope") != NULL, "%s", err);
+	free(out);
+	free(err);
+}
+END_TEST
+
+/* Appends settings below the marker line of DIR/sigtrig.conf; 'sigtrig up' then restarts the daemon. */
+static void append_settings(const char *lines)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/sigtrig.conf", harness.dir);
+	FILE *conf = fopen(path, "a");
+	ck_assert_ptr_nonnull(conf);
+	fputs(lines, conf);
+	fclose(conf);
+	ck_assert_int_eq(harness_sigtrig("up --no-generators", NULL, NULL, NULL), 0);
+}
+
+/* One field of the dispatcher's section of `sigtrig status --json`, a new reference (NULL when absent). */
+static json_t *dispatcher_detail(const char *key)
+{
+	int status;
+	json_t *report = harness_sigtrig_json("status --json", &status);
+	json_t *value = json_incref(
+		json_object_get(json_object_get(json_object_get(report, "role_details"), "dispatcher"), key));
+	json_decref(report);
+	return value;
+}
+
+static json_int_t cached_pipelines(void)
+{
+	json_t *value = dispatcher_detail("cache_pipelines");
+	json_int_t count = json_integer_value(value);
+	json_decref(value);
+	return count;
+}
+
+START_TEST(test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload)
+{
+	/* An hour between full reloads: whatever the cache learns in this test, NOTIFY told it. */
+	append_settings("dispatcher.cache_refresh_s = 3600\n");
+	int64_t deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS;
+	while (cached_pipelines() < 1 && time_monotonic_ms() < deadline)
+		usleep(100 * 1000);
+	/* Added and signalled at once: the signal is matched, not missed. */
+	char *pipeline = harness_add_pipeline("notified", "NTFA");
+	char *first = harness_inject_one("NTFA");
+	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", first,
+					 "claimed", ROUTING_TIMEOUT_MS));
+	/* Edited by hand in SQL, as an operator might: the new ticker wakes it. */
+	PGconn *db = harness_db();
+	const char *values[] = { pipeline };
+	PGresult *update = PQexecParams(db, "UPDATE pipelines SET scanner_tickers = '{NTFA,NTFB}' WHERE id = $1", 1,
+					NULL, values, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(update), PGRES_COMMAND_OK);
+	PQclear(update);
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", first,
+					 "SUCCEEDED", ROUTING_TIMEOUT_MS));
+	char *second = harness_inject_one("NTFB");
+	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", second,
+					 "claimed", ROUTING_TIMEOUT_MS));
+	/* Disabled: it leaves the cache. */
+	json_int_t cached = cached_pipelines();
+	char args[128];
+	snprintf(args, sizeof args, "pipelines disable %s", pipeline);
+	ck_assert_int_eq(harness_sigtrig(args, NULL, NULL, NULL), 0);
+	deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS;
+	while (cached_pipelines() >= cached && time_monotonic_ms() < deadline)
+		usleep(100 * 1000);
+	ck_assert_int_eq(cached_pipelines(), cached - 1);
+	PQfinish(db);
+	free(first);
+	free(second);
+	free(pipeline);
+}
+END_TEST
+
+static bool dispatcher_backpressure(void)
+{
+	json_t *value = dispatcher_detail("backpressure");
+	bool on = json_is_true(value);
+	json_decref(value);
+	return on;
+}
+
+START_TEST(test_backpressure_pauses_the_intake_until_the_queue_drains)
+{
+	/* No worker drains the queue here; 3 queued tasks are too many. */
+	append_settings("daemon.roles = dispatcher,scheduler\ndispatcher.backpressure_queue_depth = 3\n");
+	char *pipeline = harness_add_pipeline("pressured", "BKPR");
+	redisContext *redis = harness_redis();
+	for (int i = 0; i < 4; i++)
+		freeReplyObject(redisCommand(redis, "LPUSH %s %s", harness.config.redis_queue, "{\"stand-in\": true}"));
+	int64_t deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS;
+	while (!dispatcher_backpressure() && time_monotonic_ms() < deadline)
+		usleep(100 * 1000);
+	ck_assert_msg(dispatcher_backpressure(), "the dispatcher never paused for the deep queue");
+	char *signal_id = harness_inject_one("BKPR");
+	/* Paused: the signal waits in Kafka, undecided, for as long as the queue stays deep. */
+	sleep(3);
+	PGconn *db = harness_db();
+	char *decided = harness_query_value(db, "SELECT count(*) FROM signal_decisions WHERE signal_id = $1", signal_id);
+	ck_assert_str_eq(decided, "0");
+	free(decided);
+	char *out = NULL;
+	ck_assert_int_eq(harness_sigtrig("metrics", NULL, &out, NULL), 0);
+	ck_assert_msg(strstr(out, "\ndispatcher_backpressure 1\n") != NULL, "%s", out);
+	free(out);
+	/* The workers catch up: the queue drains, the intake resumes, the signal is claimed. */
+	freeReplyObject(redisCommand(redis, "DEL %s", harness.config.redis_queue));
+	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", signal_id,
+					 "claimed", ROUTING_TIMEOUT_MS));
+	ck_assert(!dispatcher_backpressure());
+	ck_assert_int_ge(counter("dispatcher_backpressure_pauses_total"), 1);
+	redisFree(redis);
+	PQfinish(db);
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
+static void stack_up(void) { harness_up("--no-generators"); }
+static void stack_down(void) { harness_down(); }
+
+static Suite *routing_suite(void)
+{
+	Suite *suite = suite_create("routing");
+	TCase *routing = tcase_create("routing");
+	tcase_add_unchecked_fixture(routing, stack_up, stack_down);
+	tcase_set_timeout(routing, 180);
+	tcase_add_test(routing, test_messages_that_are_not_signals_go_to_the_dead_letter_topic_with_their_reason);
+	tcase_add_test(routing, test_oversized_message_is_dead_lettered_with_its_payload_truncated_at_the_bound);
+	tcase_add_test(routing, test_redelivered_signal_claims_nothing_twice);
+	tcase_add_test(routing, test_ticker_scoped_pipeline_runs_for_one_ticker_while_another_is_live);
+	tcase_add_test(routing, test_unknown_claim_scope_is_refused_when_the_pipeline_is_added);
+	tcase_add_test(routing, test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload);
+	/* Last: it restarts the daemon without workers. */
+	tcase_add_test(routing, test_backpressure_pauses_the_intake_until_the_queue_drains);
+	suite_add_tcase(suite, routing);
+	return suite;
+}
+
+int main(void)
+{
+	SRunner *runner = srunner_create(routing_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
