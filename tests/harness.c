@@ -215,3 +215,17 @@ void harness_new_uuid(char *buf)
 	uuid_generate_random(id);
 	uuid_unparse_lower(id, buf);
 }
+
+pid_t harness_pid_in_file(const char *relative_path)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/%s", harness.dir, relative_path);
+	FILE *file = fopen(path, "r");
+	long pid = 0;
+	if (file != NULL) {
+		if (fscanf(file, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(file);
+	}
+	return (pid_t)pid;
+}

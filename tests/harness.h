@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "config.h"
 
@@ -50,5 +51,8 @@ char *harness_add_pipeline(const char *name, const char *ticker);
 char *harness_inject_one(const char *ticker);
 /* A random UUID, lower case, into buf (at least 37 bytes). */
 void harness_new_uuid(char *buf);
+
+/* The pid in the file DIR/relative_path (a pid file: the number on its first line), or 0. */
+pid_t harness_pid_in_file(const char *relative_path);
 
 #endif

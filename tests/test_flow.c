@@ -560,16 +560,7 @@ END_TEST
 /* The postmaster's pid, from the first line of its pid file in the stack. */
 static long postgres_pid(void)
 {
-	char path[700];
-	snprintf(path, sizeof path, "%s/postgres/data/postmaster.pid", harness.dir);
-	FILE *file = fopen(path, "r");
-	long pid = 0;
-	if (file != NULL) {
-		if (fscanf(file, "%ld", &pid) != 1)
-			pid = 0;
-		fclose(file);
-	}
-	return pid;
+	return harness_pid_in_file("postgres/data/postmaster.pid");
 }
 
 static json_int_t cached_pipelines(void)

@@ -46,16 +46,9 @@ static void start_worker(const char *name)
 
 static pid_t worker_pid(const char *name)
 {
-	char path[700];
-	snprintf(path, sizeof path, "%s/%s.pid", harness.dir, name);
-	FILE *file = fopen(path, "r");
-	long pid = 0;
-	if (file != NULL) {
-		if (fscanf(file, "%ld", &pid) != 1)
-			pid = 0;
-		fclose(file);
-	}
-	return (pid_t)pid;
+	char path[128];
+	snprintf(path, sizeof path, "%s.pid", name);
+	return harness_pid_in_file(path);
 }
 
 /* The worker daemon that runs now: worker-b once worker-a was killed. */
