@@ -71,6 +71,7 @@ struct dispatcher_round {
 	size_t delivery_count;
 	double started;               /* metrics_monotonic_seconds() when it began */
 	int64_t first_ms;             /* monotonic ms of its oldest message's arrival */
+	int64_t sent_ms;              /* monotonic ms its decide statement was sent */
 };
 
 struct dispatcher_state {

@@ -25,6 +25,13 @@
 
 /* How long a dead letter may take to be acknowledged before the round is retried. */
 #define DEAD_LETTER_TIMEOUT_MS 10000
+/*
+ * How long PostgreSQL may take to decide a round. Past it the connection
+ * is dropped and the round retried: a server that stopped answering (a
+ * network partition sends no error) must not hold the dispatcher forever.
+ * A replayed decision is harmless: the statement is all or nothing.
+ */
+#define DECIDE_TIMEOUT_MS 30000
 
 static void trace_claim_outcome(const struct pipeline *pipeline, const struct execution_claim *claim)
 {
@@ -266,6 +273,7 @@ int dispatcher_round_start(void)
 		return -1;
 	}
 	round->phase = ROUND_DECIDING;
+	round->sent_ms = time_monotonic_ms();
 	return 0;
 }
 
@@ -380,9 +388,15 @@ int dispatcher_round_advance(void)
 	struct dispatcher_round *round = &dispatcher.round;
 	if (round->phase == ROUND_DECIDING) {
 		int ready = db_result_ready(dispatcher.db, err, sizeof err);
-		if (ready == 0)
+		if (ready == 0 && time_monotonic_ms() - round->sent_ms < DECIDE_TIMEOUT_MS)
 			return 0;
-		if (ready < 0 || round_receive_decision(round, err, sizeof err) != 0) {
+		if (ready == 0) {
+			snprintf(err, sizeof err, "postgres: no answer to the batch's statement within %d ms",
+				 DECIDE_TIMEOUT_MS);
+			PQfinish(dispatcher.db);
+			dispatcher.db = NULL;
+		}
+		if (ready != 1 || round_receive_decision(round, err, sizeof err) != 0) {
 			atomic_store(&dispatcher.postgres_ok, false);
 			round_fail("dispatcher_claim_failed", err);
 			return -1;
