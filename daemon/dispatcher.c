@@ -87,6 +87,7 @@ static bool dispatcher_refresh_cache(void)
 	dispatcher.index = fresh;
 	dispatcher.index_loaded_ms = time_monotonic_ms();
 	atomic_store(&dispatcher.postgres_ok, true);
+	metrics_add(METRIC_cache_reloads_total, 1);
 	metrics_set(METRIC_cache_size, (int64_t)pipeline_index_pipeline_count(fresh));
 	metrics_set(METRIC_cache_tickers, (int64_t)pipeline_index_ticker_count(fresh));
 	log_event(LOG_DEBUG, "pipeline_cache_refreshed",

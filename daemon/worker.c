@@ -180,7 +180,7 @@ static bool postgres_connection_lost(const struct worker_thread *thread)
 /* ---- what a task came to ---- */
 
 struct task_outcome {
-	const char *status; /* "SUCCESS" or "FAILURE"; NULL: a duplicate, acked without a result */
+	const char *status; /* "SUCCESS", "FAILURE" or "REVOKED"; NULL: a duplicate, acked without a result */
 	json_t *result;
 };
 
@@ -718,6 +718,18 @@ static void handle_dead_lettered(struct worker_thread *thread, const struct cele
 	celery_task_free(&task);
 }
 
+static const char *task_header(const struct celery_task *task, const char *name)
+{
+	return json_string_value(json_object_get(json_object_get(task->envelope, "headers"), name));
+}
+
+/* Whether the task's "expires" header (ISO 8601, set by send_task(expires=...)) is past. */
+static bool task_expired(const struct celery_task *task)
+{
+	double expires;
+	return time_parse_iso8601(task_header(task, "expires"), &expires) == 0 && expires < time_now_seconds();
+}
+
 /* Runs one taken task to its reply. */
 static void handle_task(struct worker_thread *thread, const struct celery_taken *taken)
 {
@@ -747,6 +759,12 @@ static void handle_task(struct worker_thread *thread, const struct celery_taken 
 			log_msg(LOG_WARN, "task_not_registered", "received unregistered task %s[%s]",
 				task.task_name, task.task_id);
 			outcome_failure(&outcome, "NotRegistered", task.task_name);
+		} else if (task_expired(&task)) {
+			/* As a stock worker does: revoked, not run, and the caller's get() says why. */
+			log_msg(LOG_WARN, "task_expired", "task %s[%s] expired at %s: revoked, not run",
+				task.task_name, task.task_id, task_header(&task, "expires"));
+			outcome.status = "REVOKED";
+			outcome.result = celery_exception("TaskRevokedError", "expired");
 		} else if (handler->run(thread, &task, &outcome) == HANDLER_STOPPED) {
 			/* Never started: give it straight back rather than after the visibility timeout. */
 			if (worker_ensure_redis(&thread->redis) &&

@@ -459,7 +459,7 @@ void celery_task_free(struct celery_task *task)
 /* ---- results ---- */
 
 /* Exceptions Celery raises itself live in celery.exceptions; the rest are Python builtins. */
-static const char *const celery_exception_types[] = { "NotRegistered", "TimeLimitExceeded",
+static const char *const celery_exception_types[] = { "NotRegistered", "TaskRevokedError", "TimeLimitExceeded",
 						      "SoftTimeLimitExceeded", "Retry", "Reject",
 						      "Ignore" };
 

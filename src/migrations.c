@@ -114,6 +114,15 @@ static const struct migration migrations[] = {
 	   * what the reaper reports when the lease runs out. */
 	  "ALTER TABLE executions ADD COLUMN lease_owner text;"
 	  "ALTER TABLE executions ADD COLUMN lease_renewed_at timestamptz;" },
+	{ 4, "pipeline notifications only for what the dispatchers cache",
+	  /* Every claim sets last_triggered_at (for cooldowns, checked in SQL):
+	   * announcing that made each dispatcher reload its whole cache after
+	   * every batch. Only the columns the cache holds are announced now. */
+	  "DROP TRIGGER pipelines_changed ON pipelines;"
+	  "CREATE TRIGGER pipelines_changed"
+	  "  AFTER INSERT OR DELETE OR TRUNCATE"
+	  "  OR UPDATE OF name, user_id, trigger_mode, scanner_tickers, is_active, config ON pipelines"
+	  "  FOR EACH STATEMENT EXECUTE FUNCTION sigtrig_notify_pipelines();" },
 };
 
 const struct migration *migrations_list(size_t *count)

@@ -1,6 +1,7 @@
 #include "timeutil.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 double time_now_seconds(void)
@@ -63,4 +64,39 @@ void time_sleep_ms_unless(int64_t ms, const volatile int *stop)
 		nanosleep(&pause, NULL);
 		ms -= step;
 	}
+}
+
+int time_parse_iso8601(const char *text, double *epoch_seconds)
+{
+	int year, month, day, hour, minute, second, consumed = 0;
+	if (text == NULL ||
+	    sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &consumed) != 6 ||
+	    consumed != 19 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
+	    second > 60)
+		return -1;
+	const char *rest = text + consumed;
+	double fraction = 0;
+	if (*rest == '.') {
+		char *end;
+		fraction = strtod(rest, &end);
+		if (end == rest + 1)
+			return -1;
+		rest = end;
+	}
+	long offset_seconds = 0; /* no zone: UTC, as Celery writes naive times */
+	if (*rest == 'Z') {
+		rest++;
+	} else if (*rest == '+' || *rest == '-') {
+		int zone_hours, zone_minutes, used = 0;
+		if (sscanf(rest + 1, "%2d:%2d%n", &zone_hours, &zone_minutes, &used) != 2 || used != 5)
+			return -1;
+		offset_seconds = (zone_hours * 3600L + zone_minutes * 60L) * (*rest == '-' ? -1 : 1);
+		rest += 6;
+	}
+	if (*rest != '\0')
+		return -1;
+	struct tm utc = { .tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day,
+			  .tm_hour = hour, .tm_min = minute, .tm_sec = second };
+	*epoch_seconds = (double)timegm(&utc) - (double)offset_seconds + fraction;
+	return 0;
 }

@@ -12,6 +12,12 @@ double time_now_seconds(void);
 int64_t time_monotonic_ms(void);
 /* "2026-11-25T10:32:16.123456Z" into buf. */
 void time_format_iso8601(double epoch_seconds, char *buf, size_t size);
+/*
+ * Reads YYYY-MM-DDTHH:MM:SS[.fraction][Z|+HH:MM|-HH:MM] (naive times are
+ * UTC, as Celery writes eta and expires) into seconds since the epoch.
+ * 0, or -1 when the text is not such a time.
+ */
+int time_parse_iso8601(const char *text, double *epoch_seconds);
 /* Celery's date_done: naive UTC with microseconds, no zone suffix. */
 void time_format_celery(double epoch_seconds, char *buf, size_t size);
 /* The CLOCK_REALTIME instant `ms` from now, for pthread_cond_timedwait. */

@@ -5,6 +5,7 @@
 
 #include "base64.h"
 #include "celery.h"
+#include "timeutil.h"
 
 /* The two envelopes of CELERY_WIRE.md section 7, as redis-cli pushed them to a stock worker. */
 static const char wire_full_envelope[] =
@@ -579,6 +580,38 @@ START_TEST(test_dead_letter_entry_keeps_envelope_and_reason)
 }
 END_TEST
 
+/* ---- eta and expires: Celery's ISO 8601 times ---- */
+
+START_TEST(test_iso8601_times_read_back_with_their_zone)
+{
+	double seconds;
+	ck_assert_int_eq(time_parse_iso8601("2026-12-01T22:00:00", &seconds), 0);
+	ck_assert(seconds == 1796162400.0);
+	ck_assert_int_eq(time_parse_iso8601("2026-12-01T22:00:00Z", &seconds), 0);
+	ck_assert(seconds == 1796162400.0);
+	ck_assert_int_eq(time_parse_iso8601("2026-12-01T22:00:00.250000+00:00", &seconds), 0);
+	ck_assert(seconds == 1796162400.25);
+	ck_assert_int_eq(time_parse_iso8601("2026-12-01T23:30:00+01:30", &seconds), 0);
+	ck_assert(seconds == 1796162400.0);
+	ck_assert_int_eq(time_parse_iso8601("2026-12-01T20:00:00-02:00", &seconds), 0);
+	ck_assert(seconds == 1796162400.0);
+}
+END_TEST
+
+START_TEST(test_text_that_is_not_an_iso8601_time_is_refused)
+{
+	double seconds = 7;
+	ck_assert_int_eq(time_parse_iso8601(NULL, &seconds), -1);
+	ck_assert_int_eq(time_parse_iso8601("", &seconds), -1);
+	ck_assert_int_eq(time_parse_iso8601("tomorrow", &seconds), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-13-01T00:00:00", &seconds), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-12-01 22:00:00", &seconds), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-12-01T22:00:00+0100", &seconds), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-12-01T22:00:00Zjunk", &seconds), -1);
+	ck_assert(seconds == 7);
+}
+END_TEST
+
 static Suite *celery_suite(void)
 {
 	Suite *suite = suite_create("celery");
@@ -614,6 +647,8 @@ static Suite *celery_suite(void)
 	tcase_add_test(redelivery, test_priority_selects_kombu_list);
 	tcase_add_test(redelivery, test_python_repr_of_values);
 	tcase_add_test(redelivery, test_dead_letter_entry_keeps_envelope_and_reason);
+	tcase_add_test(redelivery, test_iso8601_times_read_back_with_their_zone);
+	tcase_add_test(redelivery, test_text_that_is_not_an_iso8601_time_is_refused);
 	suite_add_tcase(suite, redelivery);
 	return suite;
 }

@@ -280,6 +280,27 @@ static json_int_t cached_pipelines(void)
 	return count;
 }
 
+START_TEST(test_a_claim_does_not_make_the_dispatcher_reload_its_cache)
+{
+	char *pipeline = harness_add_pipeline("no-reload", "NRLD");
+	char *first = harness_inject_one("NRLD");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", first,
+					 "SUCCEEDED", ROUTING_TIMEOUT_MS));
+	/* The pipeline is cached now; what follows changes only last_triggered_at and executions. */
+	json_int_t reloads = counter("cache_reloads_total");
+	for (int i = 0; i < 3; i++) {
+		char *signal_id = harness_inject_one("NRLD");
+		ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+						 "SUCCEEDED", ROUTING_TIMEOUT_MS));
+		free(signal_id);
+	}
+	sleep(1); /* a notification would have been read by now */
+	ck_assert_int_eq(counter("cache_reloads_total"), reloads);
+	free(first);
+	free(pipeline);
+}
+END_TEST
+
 START_TEST(test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload)
 {
 	/* An hour between full reloads: whatever the cache learns in this test, NOTIFY told it. */
@@ -378,6 +399,7 @@ static Suite *routing_suite(void)
 	tcase_add_test(routing, test_redelivered_signal_claims_nothing_twice);
 	tcase_add_test(routing, test_ticker_scoped_pipeline_runs_for_one_ticker_while_another_is_live);
 	tcase_add_test(routing, test_unknown_claim_scope_is_refused_when_the_pipeline_is_added);
+	tcase_add_test(routing, test_a_claim_does_not_make_the_dispatcher_reload_its_cache);
 	tcase_add_test(routing, test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload);
 	/* Last: it restarts the daemon without workers. */
 	tcase_add_test(routing, test_backpressure_pauses_the_intake_until_the_queue_drains);
