@@ -263,9 +263,10 @@ static void handle_message(const rd_kafka_message_t *message)
 		intake_invalid(message, &error);
 		return;
 	}
-	trace_emit("consumed", signal.signal_id,
-		   json_pack("{s:o, s:i, s:I}", "tickers", daemon_signal_tickers(&signal), "partition",
-			     (int)message->partition, "offset", (json_int_t)message->offset));
+	if (trace_is_listening())
+		trace_emit("consumed", signal.signal_id,
+			   json_pack("{s:o, s:i, s:I}", "tickers", daemon_signal_tickers(&signal), "partition",
+				     (int)message->partition, "offset", (json_int_t)message->offset));
 	if (ledger_append(message, &signal, NULL) != 0) {
 		log_msg(LOG_ERROR, "dispatcher_out_of_memory", "signal %s dropped from the batch", signal.signal_id);
 		signal_free(&signal);

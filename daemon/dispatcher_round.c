@@ -38,7 +38,8 @@ static void trace_claim_outcome(const struct pipeline *pipeline, const struct ex
 	bool replayed = !claim->claimed && strcmp(claim->reason, EXECUTION_CLAIM_REPLAYED) == 0;
 	size_t index;
 	json_t *signal_id;
-	json_array_foreach(claim->signal_ids, index, signal_id) {
+	/* The events are built only for a trace client: under load they are most of a batch's work. */
+	json_array_foreach(trace_is_listening() ? claim->signal_ids : NULL, index, signal_id) {
 		const char *id = json_string_value(signal_id);
 		if (!replayed)
 			trace_emit("matched", id,
@@ -348,13 +349,15 @@ static void round_report(const struct dispatcher_round *round)
 	round_observe_latency(round);
 	size_t index;
 	json_t *skip;
+	bool tracing = trace_is_listening();
 	json_array_foreach(round->skips, index, skip) {
 		const char *why = json_string_value(json_object_get(skip, "reason"));
 		enum skip_reason reason;
 		if (skip_reason_from_name(why, &reason))
 			metrics_skip(reason, 1);
-		trace_emit("skipped", json_string_value(json_object_get(skip, "signal_id")),
-			   json_pack("{s:s, s:O}", "reason", why, "tickers", json_object_get(skip, "tickers")));
+		if (tracing)
+			trace_emit("skipped", json_string_value(json_object_get(skip, "signal_id")),
+				   json_pack("{s:s, s:O}", "reason", why, "tickers", json_object_get(skip, "tickers")));
 	}
 	metrics_add(METRIC_pipelines_matched_total, round->match_count > 0 ? round->match_count : 0);
 	metrics_add(METRIC_pipelines_enqueued_total, enqueued);

@@ -1,6 +1,7 @@
 #include "celery.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,13 +180,27 @@ char *celery_python_repr(const json_t *value, bool as_tuple, size_t max_length)
 
 /* ---- building ---- */
 
+/* The host name, looked up once: it goes into every envelope's origin. */
+static char host_name[256] = "localhost";
+static pthread_once_t host_name_once = PTHREAD_ONCE_INIT;
+
+static void host_name_look_up(void)
+{
+	if (gethostname(host_name, sizeof host_name - 1) != 0)
+		snprintf(host_name, sizeof host_name, "localhost");
+}
+
+static const char *celery_host_name(void)
+{
+	pthread_once(&host_name_once, host_name_look_up);
+	return host_name;
+}
+
 static json_t *build_headers(const struct celery_message *message, const json_t *args,
 			     const json_t *kwargs)
 {
-	char host[256] = "localhost";
-	gethostname(host, sizeof host - 1);
 	char origin[300];
-	snprintf(origin, sizeof origin, "sigtrig@%s", host);
+	snprintf(origin, sizeof origin, "sigtrig@%s", celery_host_name());
 	char *args_repr = celery_python_repr(args, true, CELERY_REPR_MAX_LENGTH);
 	char *kwargs_repr = celery_python_repr(kwargs, false, CELERY_REPR_MAX_LENGTH);
 	json_t *headers = NULL;

@@ -77,7 +77,8 @@ int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struc
 		claims[i].claimed = false;
 		claims[i].reason[0] = '\0';
 		json_array_append_new(candidates,
-				      json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "execution_id", claims[i].execution_id,
+				      json_pack("{s:I, s:s, s:s, s:s, s:s, s:O, s:O}", "index", (json_int_t)i,
+						"execution_id", claims[i].execution_id,
 						"task_id", claims[i].task_id, "pipeline_id", claims[i].pipeline_id,
 						"claim_key", claims[i].claim_key != NULL ? claims[i].claim_key : "",
 						"signal_ids", claims[i].signal_ids, "tickers",
@@ -109,7 +110,8 @@ int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struc
 		"                  WHERE x IN (SELECT signal_id FROM incoming)) AS signal_ids"
 		"  FROM jsonb_array_elements($2::jsonb) c),"
 		" candidate AS ("
-		"  SELECT (c->>'execution_id')::uuid AS execution_id, c->>'task_id' AS task_id,"
+		"  SELECT (c->>'index')::integer AS claim_index, jsonb_array_length(c->'signal_ids') AS given_count,"
+		"         (c->>'execution_id')::uuid AS execution_id, c->>'task_id' AS task_id,"
 		"         (c->>'pipeline_id')::uuid AS pipeline_id, c->>'claim_key' AS claim_key,"
 		"         f.signal_ids,"
 		"         ARRAY(SELECT jsonb_array_elements_text(c->'tickers')) AS tickers, u.id AS user_id,"
@@ -155,10 +157,15 @@ int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struc
 		"  FROM outcome o WHERE o.user_id IS NOT NULL AND o.pipeline_id IS NOT NULL),"
 		/* The outbox records of the previous batch's pushes ride along: no query of their own. */
 		" marked AS ("
-		"  UPDATE executions SET enqueued_at = now()"
-		"  WHERE id IN (SELECT (x #>> '{}')::uuid FROM jsonb_array_elements($4::jsonb) x)"
-		"    AND enqueued_at IS NULL)"
-		" SELECT execution_id::text, was_claimed, reason, to_jsonb(signal_ids)::text FROM outcome",
+		/* Rows another transaction holds are skipped, never waited for: no deadlock with
+		 * bulk updates of executions; a worker holding one is starting it anyway. */
+		"  UPDATE executions SET enqueued_at = now() WHERE id IN ("
+		"    SELECT id FROM executions"
+		"    WHERE id IN (SELECT (x #>> '{}')::uuid FROM jsonb_array_elements($4::jsonb) x)"
+		"      AND enqueued_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED))"
+		" SELECT claim_index, was_claimed, reason, cardinality(signal_ids),"
+		"        CASE WHEN cardinality(signal_ids) <> given_count THEN to_jsonb(signal_ids)::text END"
+		" FROM outcome",
 		4, values, err, errsize);
 	free(signals_text);
 	free(candidates_text);
@@ -176,18 +183,20 @@ int execution_store_decide_batch_receive(PGconn *conn, struct execution_claim *c
 	/* A claim the statement left out held only replayed signals. */
 	for (size_t i = 0; i < count; i++)
 		snprintf(claims[i].reason, sizeof claims[i].reason, "%s", EXECUTION_CLAIM_REPLAYED);
+	/* Each row names its claim by its place in the candidates: no search. */
 	for (int row = 0; row < PQntuples(result); row++) {
-		const char *id = PQgetvalue(result, row, 0);
-		for (size_t i = 0; i < count; i++) {
-			if (strcmp(claims[i].execution_id, id) != 0)
-				continue;
-			claims[i].claimed = PQgetvalue(result, row, 1)[0] == 't';
-			snprintf(claims[i].reason, sizeof claims[i].reason, "%s", PQgetvalue(result, row, 2));
-			/* Only the signals decided now: a replayed one in the mix is left out of the task. */
-			json_t *fresh = json_loads(PQgetvalue(result, row, 3), 0, NULL);
-			if (json_is_array(fresh) && json_array_size(fresh) != json_array_size(claims[i].signal_ids)) {
-				json_array_clear(claims[i].signal_ids);
-				json_array_extend(claims[i].signal_ids, fresh);
+		long index = strtol(PQgetvalue(result, row, 0), NULL, 10);
+		if (index < 0 || (size_t)index >= count)
+			continue;
+		struct execution_claim *claim = &claims[index];
+		claim->claimed = PQgetvalue(result, row, 1)[0] == 't';
+		snprintf(claim->reason, sizeof claim->reason, "%s", PQgetvalue(result, row, 2));
+		/* Only the signals decided now: a replayed one in the mix is left out of the task. */
+		if (!PQgetisnull(result, row, 4)) {
+			json_t *fresh = json_loads(PQgetvalue(result, row, 4), 0, NULL);
+			if (json_is_array(fresh)) {
+				json_array_clear(claim->signal_ids);
+				json_array_extend(claim->signal_ids, fresh);
 			}
 			json_decref(fresh);
 		}

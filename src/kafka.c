@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "log.h"
@@ -91,9 +92,29 @@ static void on_delivery(rd_kafka_t *producer, const rd_kafka_message_t *message,
 	pthread_mutex_unlock(&delivery_lock);
 }
 
+bool kafka_log_is_offset_reset(const char *facility, const char *text)
+{
+	return facility != NULL && text != NULL && strcasecmp(facility, "OFFSET") == 0 &&
+	       strcasestr(text, "offset reset") != NULL && strcasestr(text, "out of range") != NULL;
+}
+
 static void on_log(const rd_kafka_t *handle, int level, const char *facility, const char *text)
 {
 	(void)handle;
+	/*
+	 * With auto.offset.reset = earliest, librdkafka moves a consumer whose
+	 * position fell off the log (the mock broker keeps about 5 MB per
+	 * partition) to the earliest message and only logs it: no error
+	 * reaches the application. Signals were lost: say so loudly.
+	 */
+	if (kafka_log_is_offset_reset(facility, text)) {
+		metrics_add(METRIC_kafka_offset_resets_total, 1);
+		log_event(LOG_ERROR, "kafka_offsets_fell_off_log",
+			  json_pack("{s:s, s:s}", "message", text, "consequence",
+				    "the messages between the committed position and the earliest kept one were "
+				    "never consumed"));
+		return;
+	}
 	log_event(level <= 3 ? LOG_ERROR : level <= 5 ? LOG_WARN : LOG_DEBUG, "kafka_client",
 		  json_pack("{s:s, s:s}", "facility", facility, "message", text));
 }

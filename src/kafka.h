@@ -57,4 +57,10 @@ rd_kafka_t *kafka_consumer_new(const struct config *config, char *err, size_t er
 /* Checks the cluster answers a metadata request in timeout_ms; 0 when it does. */
 int kafka_ping(rd_kafka_t *handle, int timeout_ms, char *err, size_t errsize);
 
+/*
+ * Whether a librdkafka log line reports a consumer position that fell off
+ * the log (an "offset reset ... Offset out of range"): messages were lost.
+ */
+bool kafka_log_is_offset_reset(const char *facility, const char *text);
+
 #endif

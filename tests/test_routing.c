@@ -16,6 +16,7 @@
 
 #include "base64.h"
 #include "harness.h"
+#include "kafka.h"
 #include "timeutil.h"
 
 #define ROUTING_TIMEOUT_MS 30000
@@ -385,6 +386,24 @@ START_TEST(test_backpressure_pauses_the_intake_until_the_queue_drains)
 }
 END_TEST
 
+/* librdkafka only logs a position that fell off the log (auto.offset.reset = earliest): it must be caught there. */
+START_TEST(test_offset_that_fell_off_the_log_is_recognised_in_librdkafkas_log)
+{
+	ck_assert(kafka_log_is_offset_reset(
+		"OFFSET", "trading-signals [2]: offset reset (at offset 1234, broker 1) to BEGINNING: "
+			  "fetch failed due to requested offset not available on the broker: "
+			  "Broker: Offset out of range"));
+	ck_assert(kafka_log_is_offset_reset("OFFSET", "trading-signals [0]: offset reset (at offset 17) to "
+						      "BEGINNING: fetch failed: Broker: Offset out of range"));
+	/* A first start with no committed position is not a loss. */
+	ck_assert(!kafka_log_is_offset_reset("OFFSET", "trading-signals [0]: offset reset (at offset INVALID, "
+						       "broker 1) to BEGINNING: no previously committed offset "
+						       "available: Local: No offset stored"));
+	ck_assert(!kafka_log_is_offset_reset("FETCH", "Offset out of range"));
+	ck_assert(!kafka_log_is_offset_reset(NULL, NULL));
+}
+END_TEST
+
 static void stack_up(void) { harness_up("--no-generators"); }
 static void stack_down(void) { harness_down(); }
 
@@ -394,6 +413,7 @@ static Suite *routing_suite(void)
 	TCase *routing = tcase_create("routing");
 	tcase_add_unchecked_fixture(routing, stack_up, stack_down);
 	tcase_set_timeout(routing, 180);
+	tcase_add_test(routing, test_offset_that_fell_off_the_log_is_recognised_in_librdkafkas_log);
 	tcase_add_test(routing, test_messages_that_are_not_signals_go_to_the_dead_letter_topic_with_their_reason);
 	tcase_add_test(routing, test_oversized_message_is_dead_lettered_with_its_payload_truncated_at_the_bound);
 	tcase_add_test(routing, test_redelivered_signal_claims_nothing_twice);
