@@ -134,7 +134,9 @@ int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struc
 		"  ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
 		"  DO NOTHING RETURNING id, pipeline_id),"
 		" triggered AS ("
-		"  UPDATE pipelines SET last_triggered_at = now() WHERE id IN (SELECT pipeline_id FROM claimed)),"
+		/* Only a pipeline with a cooldown needs it: the others' rows are left alone. */
+		"  UPDATE pipelines SET last_triggered_at = now()"
+		"  WHERE id IN (SELECT pipeline_id FROM claimed) AND config ? 'cooldown_seconds'),"
 		" outcome AS ("
 		"  SELECT c.*, cl.id IS NOT NULL AS was_claimed,"
 		"         CASE WHEN cl.id IS NULL THEN coalesce(c.refusal, 'already_running') END AS reason"
@@ -260,7 +262,9 @@ json_t *execution_store_list(PGconn *conn, const char *pipeline_id, const char *
 			     "SELECT " EXECUTION_COLUMNS EXECUTION_FROM
 			     "WHERE ($1::uuid IS NULL OR e.pipeline_id = $1::uuid)"
 			     "   AND ($2::text IS NULL OR e.status = $2)"
-			     "   AND ($4::text IS NULL OR e.signal_ids @> ARRAY[$4::text])"
+			     /* Through the decision records (indexed by signal), not a scan of signal_ids. */
+			     "   AND ($4::text IS NULL OR e.id IN (SELECT d.execution_id FROM signal_decisions d"
+			     "        WHERE d.signal_id = $4::text AND d.execution_id IS NOT NULL))"
 			     " ORDER BY e.created_at DESC, e.id LIMIT $3::integer",
 			     4, values, err, errsize);
 }
