@@ -29,6 +29,7 @@
 #include "execution_store.h"
 #include "execution_store_lease.h"
 #include "execution_store_worker.h"
+#include "task_hold.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline_store.h"
@@ -45,6 +46,8 @@
  * closes (CELERY_WIRE.md section 9).
  */
 #define WORKER_IDLE_WAIT_MAX_MS 20
+/* Tasks held for their eta at most; past it a task runs when taken (and says so). */
+#define WORKER_ETA_HOLD_MAX 100000
 /* The brief asks for a scan every ~10 s; kombu's is every 100 s, same lock, same effect. */
 #define WORKER_RESTORE_INTERVAL_MS 10000
 #define WORKER_BACKOFF_FIRST_MS 100
@@ -92,6 +95,7 @@ struct worker_role {
 	atomic_int redis_connections; /* open connections of the role's threads */
 	atomic_llong tasks_run, tasks_failed, tasks_rejected, tasks_restored;
 	atomic_llong leases_lost, duplicates_dropped;
+	struct task_hold *held; /* tasks taken before their eta, run when due */
 	/* Set while a backend is unreachable, so each outage is logged once, not per retry. */
 	atomic_bool redis_down, postgres_down;
 };
@@ -730,9 +734,22 @@ static bool task_expired(const struct celery_task *task)
 	return time_parse_iso8601(task_header(task, "expires"), &expires) == 0 && expires < time_now_seconds();
 }
 
-/* Runs one taken task to its reply. */
-static void handle_task(struct worker_thread *thread, const struct celery_taken *taken)
+/* The task's eta (send_task's countdown or eta) when it lies ahead, else 0. */
+static double task_eta_ahead(const struct celery_task *task)
 {
+	double eta;
+	if (time_parse_iso8601(task_header(task, "eta"), &eta) != 0 || eta <= time_now_seconds())
+		return 0;
+	return eta;
+}
+
+/*
+ * Runs one taken task to its reply. Returns true when the task was held
+ * for its eta instead: the hold owns *taken then.
+ */
+static bool handle_task(struct worker_thread *thread, struct celery_taken *taken)
+{
+	bool held = false;
 	struct celery_task task;
 	char err[512];
 	struct task_outcome outcome = { 0 };
@@ -759,6 +776,12 @@ static void handle_task(struct worker_thread *thread, const struct celery_taken 
 			log_msg(LOG_WARN, "task_not_registered", "received unregistered task %s[%s]",
 				task.task_name, task.task_id);
 			outcome_failure(&outcome, "NotRegistered", task.task_name);
+		} else if (task_eta_ahead(&task) > 0 && task_hold_put(worker.held, taken, task_eta_ahead(&task))) {
+			/* Still in unacked: a worker that dies with it leaves it to the visibility timeout. */
+			log_msg(LOG_INFO, "task_eta_held", "task %s[%s] runs at its eta %s", task.task_name,
+				task.task_id, task_header(&task, "eta"));
+			held = true;
+			goto done;
 		} else if (task_expired(&task)) {
 			/* As a stock worker does: revoked, not run, and the caller's get() says why. */
 			log_msg(LOG_WARN, "task_expired", "task %s[%s] expired at %s: revoked, not run",
@@ -783,6 +806,7 @@ done:
 	celery_task_free(&task);
 	atomic_fetch_sub(&worker.busy, 1);
 	metrics_add(METRIC_workers_busy, -1);
+	return held;
 }
 
 /* ---- threads ---- */
@@ -801,6 +825,12 @@ static void *worker_thread_main(void *argument)
 		}
 		struct celery_taken taken;
 		char err[512];
+		/* A held task whose eta has come goes first. */
+		if (task_hold_take_due(worker.held, time_now_seconds(), &taken)) {
+			if (!handle_task(thread, &taken))
+				celery_taken_free(&taken);
+			continue;
+		}
 		int taken_status = celery_broker_take(thread->redis, queue, &taken, err, sizeof err);
 		if (taken_status == CELERY_TAKE_ERROR) {
 			note_outage(&worker.redis_down, "worker_redis_unavailable", err);
@@ -816,11 +846,13 @@ static void *worker_thread_main(void *argument)
 			continue;
 		}
 		idle_wait_ms = 0;
+		bool held = false;
 		if (taken_status == CELERY_TAKE_DEAD_LETTERED)
 			handle_dead_lettered(thread, &taken);
 		else
-			handle_task(thread, &taken);
-		celery_taken_free(&taken);
+			held = handle_task(thread, &taken);
+		if (!held)
+			celery_taken_free(&taken);
 	}
 	worker_close_redis(&thread->redis);
 	if (thread->db != NULL)
@@ -871,7 +903,10 @@ int worker_start(struct daemon *daemon, char *err, size_t errsize)
 	worker.daemon = daemon;
 	worker.thread_count = (int)daemon->config.worker_concurrency;
 	worker.threads = calloc((size_t)worker.thread_count, sizeof *worker.threads);
-	if (worker.threads == NULL) {
+	worker.held = task_hold_new(WORKER_ETA_HOLD_MAX);
+	if (worker.threads == NULL || worker.held == NULL) {
+		free(worker.threads);
+		task_hold_free(worker.held);
 		snprintf(err, errsize, "worker: out of memory");
 		return -1;
 	}
@@ -906,6 +941,29 @@ int worker_start(struct daemon *daemon, char *err, size_t errsize)
 	return 0;
 }
 
+/* Stopping: the tasks held for their eta go back to the queue now, not after the visibility timeout. */
+static void worker_give_back_held(void)
+{
+	if (worker.held == NULL)
+		return;
+	char err[512];
+	redisContext *redis = task_hold_count(worker.held) > 0
+				      ? redis_connect_url(worker.daemon->config.redis_url, 5000, err, sizeof err)
+				      : NULL;
+	struct celery_taken taken;
+	while (task_hold_take_any(worker.held, &taken)) {
+		if (redis == NULL ||
+		    celery_broker_restore(redis, taken.delivery_tag, worker.daemon->config.redis_queue, err,
+					  sizeof err) < 0)
+			log_msg(LOG_WARN, "task_eta_not_given_back",
+				"task %s stays unacknowledged until the visibility timeout", taken.delivery_tag);
+		celery_taken_free(&taken);
+	}
+	redisFree(redis);
+	task_hold_free(worker.held);
+	worker.held = NULL;
+}
+
 void worker_stop(struct daemon *daemon)
 {
 	(void)daemon;
@@ -923,6 +981,7 @@ void worker_stop(struct daemon *daemon)
 	if (worker.heartbeat_started)
 		pthread_join(worker.heartbeat, NULL);
 	pthread_mutex_destroy(&worker.leases_lock);
+	worker_give_back_held();
 	free(worker.threads);
 	worker.threads = NULL;
 	worker.running = false;
@@ -932,7 +991,7 @@ void worker_stop(struct daemon *daemon)
 
 json_t *worker_info(struct daemon *daemon)
 {
-	return json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:s, s:b, s:i, s:b, s:I, s:I, s:I}",
+	json_t *info = json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:s, s:b, s:i, s:b, s:I, s:I, s:I}",
 			 "concurrency",
 			 worker.thread_count, "busy", atomic_load(&worker.busy), "tasks_run",
 			 (json_int_t)atomic_load(&worker.tasks_run), "tasks_failed",
@@ -946,4 +1005,7 @@ json_t *worker_info(struct daemon *daemon)
 			 (json_int_t)daemon->config.worker_lease_s, "leases_lost",
 			 (json_int_t)atomic_load(&worker.leases_lost), "duplicates_dropped",
 			 (json_int_t)atomic_load(&worker.duplicates_dropped));
+	if (worker.held != NULL)
+		json_object_set_new(info, "eta_held", json_integer((json_int_t)task_hold_count(worker.held)));
+	return info;
 }

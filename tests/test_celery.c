@@ -5,6 +5,7 @@
 
 #include "base64.h"
 #include "celery.h"
+#include "task_hold.h"
 #include "timeutil.h"
 
 /* The two envelopes of CELERY_WIRE.md section 7, as redis-cli pushed them to a stock worker. */
@@ -612,6 +613,60 @@ START_TEST(test_text_that_is_not_an_iso8601_time_is_refused)
 }
 END_TEST
 
+/* ---- tasks held for their eta ---- */
+
+static struct celery_taken taken_named(const char *tag)
+{
+	struct celery_taken taken = { 0 };
+	taken.delivery_tag = strdup(tag);
+	taken.text = strdup("{}");
+	taken.length = 2;
+	return taken;
+}
+
+START_TEST(test_held_tasks_come_out_when_due_soonest_first)
+{
+	struct task_hold *hold = task_hold_new(8);
+	ck_assert_ptr_nonnull(hold);
+	struct celery_taken later = taken_named("later"), sooner = taken_named("sooner");
+	ck_assert(task_hold_put(hold, &later, 200.0));
+	ck_assert(task_hold_put(hold, &sooner, 100.0));
+	ck_assert_ptr_null(later.delivery_tag); /* the hold owns them now */
+	ck_assert_uint_eq(task_hold_count(hold), 2);
+	struct celery_taken out;
+	ck_assert(!task_hold_take_due(hold, 99.9, &out));
+	ck_assert(task_hold_take_due(hold, 250.0, &out));
+	ck_assert_str_eq(out.delivery_tag, "sooner");
+	celery_taken_free(&out);
+	ck_assert(task_hold_take_due(hold, 250.0, &out));
+	ck_assert_str_eq(out.delivery_tag, "later");
+	celery_taken_free(&out);
+	ck_assert(!task_hold_take_due(hold, 1e12, &out));
+	ck_assert_uint_eq(task_hold_count(hold), 0);
+	task_hold_free(hold);
+}
+END_TEST
+
+START_TEST(test_a_full_hold_refuses_and_a_stopping_worker_drains_it)
+{
+	struct task_hold *hold = task_hold_new(2);
+	struct celery_taken a = taken_named("a"), b = taken_named("b"), c = taken_named("c");
+	ck_assert(task_hold_put(hold, &a, 1e12));
+	ck_assert(task_hold_put(hold, &b, 1e12));
+	ck_assert(!task_hold_put(hold, &c, 1e12));
+	ck_assert_str_eq(c.delivery_tag, "c"); /* refused: still the caller's */
+	celery_taken_free(&c);
+	struct celery_taken out;
+	int drained = 0;
+	while (task_hold_take_any(hold, &out)) {
+		drained++;
+		celery_taken_free(&out);
+	}
+	ck_assert_int_eq(drained, 2);
+	task_hold_free(hold);
+}
+END_TEST
+
 static Suite *celery_suite(void)
 {
 	Suite *suite = suite_create("celery");
@@ -649,6 +704,8 @@ static Suite *celery_suite(void)
 	tcase_add_test(redelivery, test_dead_letter_entry_keeps_envelope_and_reason);
 	tcase_add_test(redelivery, test_iso8601_times_read_back_with_their_zone);
 	tcase_add_test(redelivery, test_text_that_is_not_an_iso8601_time_is_refused);
+	tcase_add_test(redelivery, test_held_tasks_come_out_when_due_soonest_first);
+	tcase_add_test(redelivery, test_a_full_hold_refuses_and_a_stopping_worker_drains_it);
 	suite_add_tcase(suite, redelivery);
 	return suite;
 }

@@ -920,13 +920,8 @@ static Suite *celery_interop_suite(void)
 	tcase_add_test(interop, test_task_sent_by_python_with_a_priority_is_run_by_sigtrig);
 	tcase_add_test(interop, test_unknown_task_name_gets_a_failure_and_the_next_task_still_runs);
 	tcase_add_test(interop, test_malformed_messages_are_dead_lettered_and_the_task_behind_them_runs);
+	tcase_add_test(interop, test_task_sent_with_a_countdown_does_not_run_before_its_eta);
 	tcase_add_test(interop, test_task_sent_already_expired_is_revoked_and_not_run);
-	/*
-	 * Not yet registered: sigtrig's worker does not honour eta/countdown
-	 * (it runs such a task at once). Issue 4 (retries with backoff) brings
-	 * eta handling, and this test with it.
-	 */
-	(void)test_task_sent_with_a_countdown_does_not_run_before_its_eta;
 	/* Last: they restart the daemon without its worker role, so that a Python worker takes the tasks. */
 	tcase_add_test(interop, test_signal_enqueued_by_sigtrig_is_run_by_a_python_celery_worker);
 	tcase_add_test(interop, test_task_a_python_worker_died_holding_is_given_back_and_run_by_sigtrig);
