@@ -156,7 +156,9 @@ int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struc
 		"  SELECT o.signal_ids, o.pipeline_id, o.user_id,"
 		"         CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
 		"         CASE WHEN o.was_claimed THEN o.execution_id END"
-		"  FROM outcome o WHERE o.user_id IS NOT NULL AND o.pipeline_id IS NOT NULL),"
+		/* Claims and the owner's refusals; already_running, the bulk under load, is in the decisions only. */
+		"  FROM outcome o WHERE o.user_id IS NOT NULL AND o.pipeline_id IS NOT NULL"
+		"    AND o.reason IS DISTINCT FROM 'already_running'),"
 		/* The outbox records of the previous batch's pushes ride along: no query of their own. */
 		" marked AS ("
 		/* Rows another transaction holds are skipped, never waited for: no deadlock with

@@ -52,7 +52,7 @@ int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t c
  * - writes one decision per (signal, pipeline) to signal_decisions, plus
  *   the decisions made before the database (`skips`: a JSON array of
  *   {signal_id, pipeline_id or null, reason, tickers}), and one audit_log
- *   row per claim.
+ *   row per claim and per refusal other than already_running.
  * A signal already in `signals` was decided by an earlier delivery of the
  * same message (a batch replayed after a crash): it is neither claimed nor
  * recorded again, so a replay never starts a second run; a claim that held

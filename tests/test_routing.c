@@ -231,6 +231,13 @@ START_TEST(test_ticker_scoped_pipeline_runs_for_one_ticker_while_another_is_live
 	char *for_a = harness_inject_one("SCPA");
 	ck_assert(harness_wait_for_value("SELECT reason FROM signal_decisions WHERE signal_id = $1", for_a,
 					 "already_running", ROUTING_TIMEOUT_MS));
+	/* The audit log has the claim, not the skip: that one is in the decision records only. */
+	char *audited = harness_query_value(db, "SELECT decision FROM audit_log WHERE $1 = ANY(signal_ids)", for_b);
+	ck_assert_str_eq(audited, "claimed");
+	free(audited);
+	char *skipped = harness_query_value(db, "SELECT count(*) FROM audit_log WHERE $1 = ANY(signal_ids)", for_a);
+	ck_assert_str_eq(skipped, "0");
+	free(skipped);
 	PQfinish(db);
 	free(for_a);
 	free(for_b);
