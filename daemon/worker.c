@@ -550,6 +550,19 @@ static void finish_execution(struct worker_thread *thread, const struct executio
 	}
 }
 
+/*
+ * No query of a run outlives its time limit (statement_timeout, in ms; 0
+ * lifts it). Best effort: a connection that refuses keeps running
+ * without, and the step deadline still holds.
+ */
+static void worker_limit_statements(struct worker_thread *thread, long timeout_ms)
+{
+	char sql[64], err[256];
+	snprintf(sql, sizeof sql, "SET statement_timeout = %ld", timeout_ms);
+	PGresult *result = thread->db != NULL ? db_query(thread->db, sql, 0, NULL, err, sizeof err) : NULL;
+	PQclear(result);
+}
+
 static int run_execute_pipeline(struct worker_thread *thread, const struct celery_task *task,
 				struct task_outcome *outcome)
 {
@@ -580,11 +593,15 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 			.signals = call.signal_ids,
 			.state = json_object(),
 			.scope_ticker = run.claim_key[0] != '\0' ? run.claim_key : NULL,
+			.deadline_ms = time_monotonic_ms() + worker.daemon->config.worker_time_limit_s * 1000,
+			.time_limit_s = worker.daemon->config.worker_time_limit_s,
 		};
+		worker_limit_statements(thread, worker.daemon->config.worker_time_limit_s * 1000);
 		json_t *no_signals = json_array();
 		if (context.signals == NULL)
 			context.signals = no_signals;
 		succeeded = agents_run_pipeline(&context, &result, err, sizeof err) == 0;
+		worker_limit_statements(thread, 0);
 		json_decref(context.state);
 		json_decref(no_signals);
 		metrics_add(METRIC_pipeline_executions_total, 1);

@@ -206,6 +206,11 @@ done:
 	return outcome;
 }
 
+static bool agents_out_of_time(const struct agent_context *context)
+{
+	return context->deadline_ms > 0 && time_monotonic_ms() >= context->deadline_ms;
+}
+
 int agents_run_pipeline(struct agent_context *context, json_t **result, char *err, size_t errsize)
 {
 	const json_t *nodes = json_object_get(context->pipeline->config, "nodes");
@@ -230,9 +235,28 @@ int agents_run_pipeline(struct agent_context *context, json_t **result, char *er
 								 NULL, "an earlier step ended the run", 0));
 			continue;
 		}
+		const char *type = json_string_value(json_object_get(node, "agent_type"));
+		if (agents_out_of_time(context)) {
+			snprintf(err, errsize, "time limit of %ld s exceeded before %s", context->time_limit_s,
+				 type != NULL ? type : "the next step");
+			json_array_append_new(steps, step_record(type != NULL ? type : "", "skipped", NULL, NULL,
+								 "the run's time limit was exceeded", 0));
+			json_object_set_new(*result, "timed_out", json_true());
+			status = -1;
+			ended = true;
+			continue;
+		}
 		int outcome = run_node(context, node, index, steps, err, errsize);
 		if (outcome == AGENT_FAILED)
 			status = -1;
+		/* A step cut short by the limit (its query was cancelled) says so. */
+		if (outcome == AGENT_FAILED && agents_out_of_time(context)) {
+			char cause[512];
+			snprintf(cause, sizeof cause, "%s", err);
+			snprintf(err, errsize, "time limit of %ld s exceeded in %s: %s", context->time_limit_s,
+				 type != NULL ? type : "a step", cause);
+			json_object_set_new(*result, "timed_out", json_true());
+		}
 		ended = outcome != AGENT_COMPLETED;
 	}
 	json_t *orders = json_object_get(context->state, "orders");

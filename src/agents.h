@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pipeline_store.h"
 #include "signal.h"
@@ -30,6 +31,9 @@ struct agent_context {
 	json_t *state;
 	/* The one ticker a ticker-scoped claim runs for (claim_scope "ticker"); NULL for all. */
 	const char *scope_ticker;
+	/* The run's time limit: no step starts after deadline_ms (monotonic); 0 for none. */
+	int64_t deadline_ms;
+	long time_limit_s; /* for the error text */
 };
 
 /* What a step came to. A rejection is a decision, not an error: the run ends SUCCEEDED. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agents.h"
+#include "timeutil.h"
 
 static const struct bias_parameters default_parameters = { 10, 30 };
 
@@ -330,6 +331,42 @@ START_TEST(test_time_trigger_completes_in_periodic_mode)
 }
 END_TEST
 
+START_TEST(test_run_past_its_time_limit_starts_no_further_step_and_fails)
+{
+	struct run_fixture fixture;
+	fixture_setup(&fixture,
+		      json_pack("[{s:s}, {s:s}]", "agent_type", "time_trigger", "agent_type", "bias_agent"),
+		      "periodic");
+	fixture.context.time_limit_s = 7;
+	fixture.context.deadline_ms = time_monotonic_ms() - 1; /* already out of time */
+	ck_assert_int_eq(agents_run_pipeline(&fixture.context, &fixture.result, fixture.err,
+					     sizeof fixture.err),
+			 -1);
+	ck_assert_msg(strstr(fixture.err, "time limit of 7 s exceeded before time_trigger") != NULL, "%s",
+		      fixture.err);
+	ck_assert_str_eq(json_string_value(json_object_get(fixture.result, "status")), "FAILED");
+	ck_assert(json_is_true(json_object_get(fixture.result, "timed_out")));
+	ck_assert_str_eq(step_status(&fixture, 0), "skipped");
+	ck_assert_str_eq(step_status(&fixture, 1), "skipped");
+	fixture_teardown(&fixture);
+}
+END_TEST
+
+START_TEST(test_run_within_its_time_limit_is_not_cut)
+{
+	struct run_fixture fixture;
+	fixture_setup(&fixture, json_pack("[{s:s}]", "agent_type", "time_trigger"), "periodic");
+	fixture.context.time_limit_s = 60;
+	fixture.context.deadline_ms = time_monotonic_ms() + 60000;
+	ck_assert_int_eq(agents_run_pipeline(&fixture.context, &fixture.result, fixture.err,
+					     sizeof fixture.err),
+			 0);
+	ck_assert_ptr_null(json_object_get(fixture.result, "timed_out"));
+	ck_assert_str_eq(step_status(&fixture, 0), "completed");
+	fixture_teardown(&fixture);
+}
+END_TEST
+
 START_TEST(test_agents_table_lists_each_agent)
 {
 	static const char *const types[] = { "market_data_agent", "bias_agent", "strategy_agent",
@@ -370,6 +407,8 @@ static Suite *agents_suite(void)
 	tcase_add_test(runner, test_market_data_without_database_fails);
 	tcase_add_test(runner, test_time_trigger_completes_in_periodic_mode);
 	tcase_add_test(runner, test_agents_table_lists_each_agent);
+	tcase_add_test(runner, test_run_past_its_time_limit_starts_no_further_step_and_fails);
+	tcase_add_test(runner, test_run_within_its_time_limit_is_not_cut);
 	suite_add_tcase(suite, runner);
 	return suite;
 }
