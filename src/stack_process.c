@@ -251,8 +251,38 @@ static int bind_loopback(int port, int *out_port)
 	return status;
 }
 
+/* The first port the kernel hands out on its own (bind to 0, outgoing connections). */
+static int ephemeral_port_floor(void)
+{
+	int low = 32768, high = 60999;
+	FILE *range = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (range != NULL) {
+		if (fscanf(range, "%d %d", &low, &high) != 2)
+			low = 32768;
+		fclose(range);
+	}
+	return low;
+}
+
+/*
+ * A free port below the ephemeral range. A port the kernel picked (bind
+ * to 0) is only free until the kernel picks it again: the mock broker,
+ * which binds its own port after Redis' and PostgreSQL's were chosen,
+ * once got the very port chosen for Redis. Below the range nothing is
+ * handed out on its own, so a port found free stays free for us.
+ */
 int stack_pick_free_port(int *port, char *err, size_t errsize)
 {
+	int floor = ephemeral_port_floor();
+	const int base = 10000;
+	if (floor - base > 1000) {
+		unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+		for (int attempt = 0; attempt < 200; attempt++) {
+			int candidate = base + (int)(rand_r(&seed) % (unsigned)(floor - base));
+			if (bind_loopback(candidate, port) == 0)
+				return 0;
+		}
+	}
 	if (bind_loopback(0, port) != 0) {
 		snprintf(err, errsize, "cannot find a free port on 127.0.0.1: %s", strerror(errno));
 		return -1;

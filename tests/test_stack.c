@@ -489,6 +489,24 @@ START_TEST(test_up_under_a_closed_directory_relocates_postgres_and_works)
 }
 END_TEST
 
+/* Ports the kernel hands out on its own (the mock broker's) can never collide with the ones up picks. */
+START_TEST(test_free_ports_are_picked_below_the_ephemeral_range)
+{
+	int low = 32768, high = 60999;
+	FILE *range = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	ck_assert_ptr_nonnull(range);
+	ck_assert_int_eq(fscanf(range, "%d %d", &low, &high), 2);
+	fclose(range);
+	for (int i = 0; i < 20; i++) {
+		int port = 0;
+		char err[256];
+		ck_assert_int_eq(stack_pick_free_port(&port, err, sizeof err), 0);
+		ck_assert_msg(port >= 10000 && port < low, "port %d is not in [10000, %d)", port, low);
+		ck_assert(stack_port_is_free(port));
+	}
+}
+END_TEST
+
 static Suite *stack_suite(void)
 {
 	Suite *suite = suite_create("stack");
@@ -500,6 +518,7 @@ static Suite *stack_suite(void)
 	tcase_add_test(servers_case, test_up_twice_leaves_the_running_servers_alone);
 	tcase_add_test(servers_case, test_up_restarts_dead_servers_and_points_the_conf_at_the_new_broker);
 	tcase_add_test(servers_case, test_up_keeps_the_users_settings_below_the_marker);
+	tcase_add_test(servers_case, test_free_ports_are_picked_below_the_ephemeral_range);
 	tcase_add_test(servers_case, test_down_stops_every_process_and_keeps_the_data);
 	tcase_add_test(servers_case, test_down_never_signals_a_pid_that_is_not_ours);
 	tcase_add_test(servers_case, test_down_of_a_missing_directory_says_not_running);
