@@ -130,12 +130,22 @@ static void reap_our_orphans(void)
 		;
 }
 
+/*
+ * Gone, or a zombie: it exited. A zombie whose parent is PID 1 stays until
+ * PID 1 reaps it, and in a container PID 1 may never do.
+ */
 static bool process_is_gone(pid_t pid)
 {
 	reap_our_orphans();
 	char path[64];
-	snprintf(path, sizeof path, "/proc/%ld", (long)pid);
-	return access(path, F_OK) != 0;
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	char *stat = read_text(path);
+	if (stat == NULL)
+		return true;
+	const char *after_name = strrchr(stat, ')');
+	bool exited = after_name == NULL || after_name[1] == '\0' || after_name[2] == 'Z' || after_name[2] == 'X';
+	free(stat);
+	return exited;
 }
 
 static bool redis_answers_ping(const char *url)
