@@ -29,14 +29,9 @@ int cmd_down(int argc, char **argv)
 		{ "json", 0, OPTION_FLAG, &client.json, NULL, "print JSON for scripts" },
 		OPTION_SPEC_END
 	};
-	int operands = 0;
-	int status = options_parse(&usage, options, argc, argv, &operands);
-	if (status != 0)
-		return status == 1 ? 0 : 2;
-	if (operands > 0) {
-		options_print_usage(stderr, &usage, options, false);
-		return 2;
-	}
+	int status = options_parse_no_operands(&usage, options, argc, argv);
+	if (status >= 0)
+		return status;
 	struct stack_report report;
 	char err[4096];
 	if (stack_down(client_stack_dir(&client), &report, err, sizeof err) != 0)

@@ -12,14 +12,9 @@ static const struct option_spec options[] = { CLIENT_OPTIONS(client), OPTION_SPE
 
 int cmd_metrics(int argc, char **argv)
 {
-	int operands = 0;
-	int status = options_parse(&usage, options, argc, argv, &operands);
-	if (status != 0)
-		return status == 1 ? 0 : 2;
-	if (operands > 0) {
-		options_print_usage(stderr, &usage, options, false);
-		return 2;
-	}
+	int status = options_parse_no_operands(&usage, options, argc, argv);
+	if (status >= 0)
+		return status;
 	json_t *response = client_call("metrics", &client, protocol_request("metrics"));
 	if (response == NULL)
 		return 1;

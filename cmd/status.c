@@ -55,14 +55,9 @@ static void print_section(const char *title, const json_t *object, const char *p
 
 int cmd_status(int argc, char **argv)
 {
-	int operands = 0;
-	int status = options_parse(&usage, options, argc, argv, &operands);
-	if (status != 0)
-		return status == 1 ? 0 : 2;
-	if (operands > 0) {
-		options_print_usage(stderr, &usage, options, false);
-		return 2;
-	}
+	int status = options_parse_no_operands(&usage, options, argc, argv);
+	if (status >= 0)
+		return status;
 	json_t *response = client_call("status", &client, protocol_request("status"));
 	if (response == NULL)
 		return 1;

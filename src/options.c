@@ -222,3 +222,17 @@ int options_parse(const struct command_usage *usage, const struct option_spec *o
 	free(long_options);
 	return status;
 }
+
+int options_parse_no_operands(const struct command_usage *usage, const struct option_spec *options, int argc,
+			      char **argv)
+{
+	int operands = 0;
+	int status = options_parse(usage, options, argc, argv, &operands);
+	if (status != 0)
+		return status == 1 ? 0 : 2;
+	if (operands > 0) {
+		options_print_usage(stderr, usage, options, false);
+		return 2;
+	}
+	return -1;
+}

@@ -48,6 +48,13 @@ struct command_usage {
  */
 int options_parse(const struct command_usage *usage, const struct option_spec *options, int argc,
 		  char **argv, int *operand_count);
+/*
+ * options_parse() for a command that takes no operand: returns -1 when the
+ * command goes on, else the exit status it must return (0 after -h/--help,
+ * 2 on a usage error or an operand, the usage printed).
+ */
+int options_parse_no_operands(const struct command_usage *usage, const struct option_spec *options, int argc,
+			      char **argv);
 
 /* "usage: sigtrig inject [--dir DIR] ..." on one line, then the option list. */
 void options_print_usage(FILE *out, const struct command_usage *usage,

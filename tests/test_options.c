@@ -68,7 +68,9 @@ static int parse(char **argv, int *operand_count, struct captured *captured)
 	int saved_err = dup(STDERR_FILENO);
 	dup2(fileno(out), STDOUT_FILENO);
 	dup2(fileno(err), STDERR_FILENO);
-	int status = options_parse(&demo_usage, demo_options, argc, argv, operand_count);
+	/* No operand count wanted: the command takes none (options_parse_no_operands). */
+	int status = operand_count != NULL ? options_parse(&demo_usage, demo_options, argc, argv, operand_count)
+					   : options_parse_no_operands(&demo_usage, demo_options, argc, argv);
 	fflush(stdout);
 	fflush(stderr);
 	dup2(saved_out, STDOUT_FILENO);
@@ -175,6 +177,24 @@ START_TEST(test_operands_are_collected_in_order)
 	ck_assert_str_eq(argv[3], "-");
 	ck_assert(values.json);
 	ck_assert_uint_eq(values.tickers.count, 1);
+	option_list_free(&values.tickers);
+}
+END_TEST
+
+START_TEST(test_command_without_operands_goes_on_stops_after_help_and_refuses_an_operand)
+{
+	reset_values();
+	char *plain[] = { "demo", "--json", NULL };
+	ck_assert_int_eq(parse(plain, NULL, NULL), -1);
+	ck_assert(values.json);
+	char *help[] = { "demo", "--help", NULL };
+	ck_assert_int_eq(parse(help, NULL, NULL), 0);
+	struct captured captured;
+	char *operand[] = { "demo", "--json", "stray", NULL };
+	ck_assert_int_eq(parse(operand, NULL, &captured), 2);
+	ck_assert_msg(strstr(captured.err, "usage") != NULL, "%s", captured.err);
+	char *unknown[] = { "demo", "--nope", NULL };
+	ck_assert_int_eq(parse(unknown, NULL, NULL), 2);
 	option_list_free(&values.tickers);
 }
 END_TEST
@@ -421,6 +441,7 @@ static Suite *options_suite(void)
 	tcase_add_test(synopsis, test_synopsis_without_options_or_operands);
 	tcase_add_test(synopsis, test_synopsis_is_truncated_safely);
 	tcase_add_test(synopsis, test_short_usage_is_one_line);
+	tcase_add_test(synopsis, test_command_without_operands_goes_on_stops_after_help_and_refuses_an_operand);
 	suite_add_tcase(suite, synopsis);
 	return suite;
 }
