@@ -477,14 +477,17 @@ static int dispatcher_poll_timeout(int64_t now)
 {
 	if (dispatcher.round.phase != ROUND_NONE)
 		return ROUND_POLL_MS;
+	int64_t wait;
 	if (dispatcher.paused & PAUSE_RETRY)
-		return (int)(dispatcher.retry_at_ms > now ? (dispatcher.retry_at_ms - now < 100 ? dispatcher.retry_at_ms - now : 100) : 0);
-	if (dispatcher.ledger_count == 0)
-		return 100;
-	int64_t wait = dispatcher.policy.mode == BATCH_MODE_GROUP
-			       ? 0
-			       : batch_wait_ms(&dispatcher.policy, dispatcher.ledger_count, dispatcher.first_waiting_ms, now);
-	return wait < 0 || wait > 100 ? 100 : (int)wait;
+		wait = dispatcher.retry_at_ms - now;
+	else if (dispatcher.ledger_count == 0)
+		wait = 100;
+	else if (dispatcher.policy.mode == BATCH_MODE_GROUP)
+		wait = 0;
+	else
+		wait = batch_wait_ms(&dispatcher.policy, dispatcher.ledger_count, dispatcher.first_waiting_ms, now);
+	/* Never longer than 100 ms: the loop's housekeeping and NOTIFY checks come round that often. */
+	return wait < 0 ? 0 : wait > 100 ? 100 : (int)wait;
 }
 
 static void dispatcher_step_round(int64_t now)

@@ -786,6 +786,7 @@ static bool handle_task(struct worker_thread *thread, struct celery_taken *taken
 								   worker.daemon->config.redis_queue);
 	} else {
 		const struct task_handler *handler = find_task_handler(task.task_name);
+		double eta = task_eta_ahead(&task);
 		reply.task_id = task.task_id;
 		if (handler == NULL) {
 			atomic_fetch_add(&worker.tasks_rejected, 1);
@@ -793,7 +794,7 @@ static bool handle_task(struct worker_thread *thread, struct celery_taken *taken
 			log_msg(LOG_WARN, "task_not_registered", "received unregistered task %s[%s]",
 				task.task_name, task.task_id);
 			outcome_failure(&outcome, "NotRegistered", task.task_name);
-		} else if (task_eta_ahead(&task) > 0 && task_hold_put(worker.held, taken, task_eta_ahead(&task))) {
+		} else if (eta > 0 && task_hold_put(worker.held, taken, eta)) {
 			/* Still in unacked: a worker that dies with it leaves it to the visibility timeout. */
 			log_msg(LOG_INFO, "task_eta_held", "task %s[%s] runs at its eta %s", task.task_name,
 				task.task_id, task_header(&task, "eta"));

@@ -209,16 +209,6 @@ int execution_store_decide_batch_receive(PGconn *conn, struct execution_claim *c
 	return 0;
 }
 
-int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct execution_claim *claims,
-				 size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,
-				 size_t errsize)
-{
-	if (execution_store_decide_batch_send(conn, signals, claims, count, skips, enqueued_ids, err,
-					      errsize) != 0)
-		return -1;
-	return execution_store_decide_batch_receive(conn, claims, count, err, errsize);
-}
-
 int execution_store_start(PGconn *conn, const char *execution_id, char *err, size_t errsize)
 {
 	const char *values[] = { execution_id };

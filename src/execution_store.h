@@ -61,12 +61,9 @@ int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t c
  */
 #define EXECUTION_CLAIM_REPLAYED "replayed"
 
-int execution_store_decide_batch(PGconn *conn, const json_t *signals, struct execution_claim *claims,
-				 size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,
-				 size_t errsize);
 /*
- * The same in two halves, so that the dispatcher consumes the next batch
- * while PostgreSQL decides this one: _send() sends the statement, and
+ * In two halves, so that the dispatcher consumes the next batch while
+ * PostgreSQL decides this one: _send() sends the statement, and
  * _receive() (once db_result_ready() says so, or blocking) fills the
  * claims. claims[i].signal_ids must then be owned by the caller: a claim
  * that mixed replayed and fresh signals is left with the fresh ones.
