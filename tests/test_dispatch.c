@@ -821,7 +821,8 @@ START_TEST(test_dispatcher_killed_mid_stream_loses_no_signal_and_doubles_no_clai
 	 */
 	redisContext *redis = harness_redis();
 	redis_command(redis, "CLIENT PAUSE 30000 WRITE");
-	deadline = time_monotonic_ms() + 10000;
+	/* Under the sanitizers a round can take seconds: give the held batch most of the pause to show up. */
+	deadline = time_monotonic_ms() + 20000;
 	while (decided_but_uncommitted(&set) == 0 && time_monotonic_ms() < deadline)
 		pause_ms(50);
 	json_int_t consumed = counter_of("dispatcher-k", "signals_consumed_total");
