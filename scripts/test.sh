@@ -14,13 +14,24 @@ fi
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# The logs of the suites under $1 that failed, for CI's output.
+show_failed_logs() {
+	for log in "$1"/*.log; do
+		[ -f "$log" ] || continue
+		if grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" 2>/dev/null; then
+			echo "== $log"
+			tail -200 "$log"
+		fi
+	done
+}
+
 run_suite() {
 	dir=$1; shift
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	(cd "$dir" && "$top/configure" -q --enable-werror "$@" && make -j"$jobs" >/dev/null &&
 		if ! make -j1 check; then
-			cat tests/*.log 2>/dev/null | tail -200
+			show_failed_logs tests
 			exit 1
 		fi)
 }
@@ -36,5 +47,11 @@ cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portabili
 	--suppress=missingIncludeSystem src daemon cmd tui
 
 echo "== make distcheck"
-(cd "$top/build/check" && make -j"$jobs" distcheck >/dev/null)
+# Quiet when it passes; when it fails, the logs of the suites that failed.
+if ! (cd "$top/build/check" && make -j"$jobs" distcheck >/dev/null); then
+	for tests in "$top"/build/check/sigtrig-*/_build/sub/tests; do
+		show_failed_logs "$tests"
+	done
+	exit 1
+fi
 echo "all checks passed"

@@ -776,11 +776,27 @@ END_TEST
 
 /* ---- a dispatcher killed ---- */
 
-#define STREAM_PIPELINES 6
+/*
+ * Many more pipelines than can be live at once: when Redis stops taking
+ * writes, the runs in progress stay live, and a signal for their
+ * pipelines would be skipped as already running, which needs no write.
+ * The kill must find a batch that claimed something, so most signals
+ * must land on a pipeline with no run in progress.
+ */
+#define STREAM_PIPELINES 40
 #define STREAM_SIGNALS 400
 #define STREAM_PER_SECOND 100
 
-static const char *const stream_tickers[STREAM_PIPELINES] = { "KILA", "KILB", "KILC", "KILD", "KILE", "KILF" };
+static char stream_ticker_names[STREAM_PIPELINES][8];
+static const char *stream_tickers[STREAM_PIPELINES];
+
+static void stream_tickers_init(void)
+{
+	for (int i = 0; i < STREAM_PIPELINES; i++) {
+		snprintf(stream_ticker_names[i], sizeof stream_ticker_names[i], "KIL%02d", i);
+		stream_tickers[i] = stream_ticker_names[i];
+	}
+}
 
 static long recorded_signals(PGconn *db, const char *ids)
 {
@@ -799,6 +815,7 @@ START_TEST(test_dispatcher_killed_mid_stream_loses_no_signal_and_doubles_no_clai
 {
 	record_live_intervals();
 	extra_daemon_start("dispatcher-k", "dispatcher");
+	stream_tickers_init();
 	char *pipelines = add_pipelines("stream", STREAM_PIPELINES, stream_tickers, STREAM_PIPELINES, false);
 	wait_for_cached_pipelines("dispatcher-k", STREAM_PIPELINES);
 	struct signal_set set;
