@@ -44,7 +44,7 @@ ASAN_OPTIONS=detect_leaks=0 run_suite "$top/build/sanitizers" --enable-sanitizer
 echo "== cppcheck"
 cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	--inline-suppr --std=c11 -D__GNUC__ --include=/usr/include/jansson.h -I src -I daemon -I cmd \
-	--suppress=missingIncludeSystem src daemon cmd tui
+	--suppress=missingIncludeSystem src daemon cmd
 
 echo "== make distcheck"
 # Quiet when it passes; when it fails, the logs of the suites that failed.

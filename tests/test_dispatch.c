@@ -777,25 +777,52 @@ END_TEST
 /* ---- a dispatcher killed ---- */
 
 /*
- * Many more pipelines than can be live at once: when Redis stops taking
- * writes, the runs in progress stay live, and a signal for their
- * pipelines would be skipped as already running, which needs no write.
- * The kill must find a batch that claimed something, so most signals
- * must land on a pipeline with no run in progress.
+ * One pipeline per signal: when Redis stops taking writes, the runs in
+ * progress stay live, and a signal for one of their pipelines would be
+ * skipped as already running, which needs no write; on a slow machine
+ * the workers lag and every pipeline of a small set is live. With a
+ * pipeline of its own, every signal claims, so the kill always finds a
+ * claim waiting on Redis. It also makes a replayed signal whose run has
+ * finished able to start a second one, which the replay must not do.
  */
-#define STREAM_PIPELINES 40
 #define STREAM_SIGNALS 400
 #define STREAM_PER_SECOND 100
 
-static char stream_ticker_names[STREAM_PIPELINES][8];
-static const char *stream_tickers[STREAM_PIPELINES];
+static char stream_ticker_names[STREAM_SIGNALS][8];
+static const char *stream_tickers[STREAM_SIGNALS];
 
-static void stream_tickers_init(void)
+/*
+ * The stream's pipelines, as an array literal of their ids: one added
+ * with `pipelines add` (the default agent nodes), cloned in SQL for the
+ * others, which is much faster than one command each.
+ */
+static char *add_stream_pipelines(void)
 {
-	for (int i = 0; i < STREAM_PIPELINES; i++) {
-		snprintf(stream_ticker_names[i], sizeof stream_ticker_names[i], "KIL%02d", i);
+	for (int i = 0; i < STREAM_SIGNALS; i++) {
+		snprintf(stream_ticker_names[i], sizeof stream_ticker_names[i], "KIL%03d", i);
 		stream_tickers[i] = stream_ticker_names[i];
 	}
+	char template[40];
+	add_pipeline("stream-0", &stream_tickers[0], 1, template);
+	PGconn *db = harness_db();
+	char count[16];
+	snprintf(count, sizeof count, "%d", STREAM_SIGNALS);
+	const char *values[] = { template, count };
+	PGresult *result = PQexecParams(db,
+					"WITH clones AS ("
+					" INSERT INTO pipelines (name, user_id, trigger_mode, scanner_tickers, config)"
+					" SELECT 'stream-' || i, p.user_id, p.trigger_mode,"
+					"        ARRAY['KIL' || lpad(i::text, 3, '0')], p.config"
+					" FROM pipelines p, generate_series(1, $2::integer - 1) AS i WHERE p.id = $1::uuid"
+					" RETURNING id)"
+					" SELECT '{' || $1 || ',' || string_agg(id::text, ',') || '}' FROM clones",
+					2, NULL, values, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1, "cloning: %s",
+		      PQerrorMessage(db));
+	char *literal = strdup(PQgetvalue(result, 0, 0));
+	PQclear(result);
+	PQfinish(db);
+	return literal;
 }
 
 static long recorded_signals(PGconn *db, const char *ids)
@@ -815,11 +842,10 @@ START_TEST(test_dispatcher_killed_mid_stream_loses_no_signal_and_doubles_no_clai
 {
 	record_live_intervals();
 	extra_daemon_start("dispatcher-k", "dispatcher");
-	stream_tickers_init();
-	char *pipelines = add_pipelines("stream", STREAM_PIPELINES, stream_tickers, STREAM_PIPELINES, false);
-	wait_for_cached_pipelines("dispatcher-k", STREAM_PIPELINES);
+	char *pipelines = add_stream_pipelines();
+	wait_for_cached_pipelines("dispatcher-k", STREAM_SIGNALS);
 	struct signal_set set;
-	signal_set_init(&set, STREAM_SIGNALS, stream_tickers, STREAM_PIPELINES);
+	signal_set_init(&set, STREAM_SIGNALS, stream_tickers, STREAM_SIGNALS);
 	char *ids = array_literal(set.ids, set.count);
 	struct signal_stream stream;
 	signal_stream_start(&stream, &set, STREAM_PER_SECOND);
