@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "autoconfig.h"
+#include "bar_store.h"
 #include "config.h"
 #include "control.h"
 #include "db.h"
@@ -313,6 +314,35 @@ static json_t *handle_executions_show(struct control_context *context, const jso
 	return wrap("execution", execution_store_show(db, id, err, sizeof err), err);
 }
 
+static json_t *handle_bars_load(struct control_context *context, const json_t *request)
+{
+	char why[256];
+	struct bar_list bars = { 0 };
+	if (bars_from_json(json_object_get(request, "bars"), &bars, why, sizeof why) != 0)
+		return protocol_error("bars.load: %s", why);
+	long inserted, updated;
+	PGconn *db = control_db(context, why, sizeof why);
+	json_t *response;
+	if (db == NULL) {
+		response = protocol_error("postgres unavailable: %s", why);
+	} else if (bar_store_upsert(db, &bars, &inserted, &updated, why, sizeof why) != 0) {
+		response = protocol_error("bars.load: %s", why);
+	} else {
+		response = protocol_ok();
+		json_object_set_new(response, "inserted", json_integer(inserted));
+		json_object_set_new(response, "updated", json_integer(updated));
+	}
+	bar_list_free(&bars);
+	return response;
+}
+
+static json_t *handle_bars_list(struct control_context *context, const json_t *request)
+{
+	(void)request;
+	WITH_DB(context, err, db);
+	return wrap("tickers", bar_store_summary(db, err, sizeof err), err);
+}
+
 static const struct control_request_type request_types[] = {
 	{ "status", handle_status },
 	{ "metrics", handle_metrics },
@@ -326,6 +356,8 @@ static const struct control_request_type request_types[] = {
 	{ "executions.list", handle_executions_list },
 	{ "executions.show", handle_executions_show },
 	{ "signals.show", handle_signals_show },
+	{ "bars.load", handle_bars_load },
+	{ "bars.list", handle_bars_list },
 };
 
 const struct control_request_type *control_request_types(size_t *count)

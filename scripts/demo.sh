@@ -1,8 +1,10 @@
 #!/bin/sh
 # The README's first command: on a fresh Debian 12 machine (as root) it
 # installs what is missing, builds sigtrig, starts the local stack in
-# ./.sigtrig with the mock generator publishing signals, adds a demo
-# pipeline per mock ticker, and follows the signals through every stage.
+# ./.sigtrig with the mock generator publishing signals, loads the sample
+# market data (daily closes of DAX, SMI, CAC and FTSE, data/README.md),
+# adds demo pipelines over the mock tickers, and follows the signals
+# through every stage.
 # Ctrl-C stops following; `./sigtrig down` stops the stack.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,10 +17,13 @@ if [ ! -x ./sigtrig ] || [ ! -x ./sigtrigd ]; then
 	./configure -q
 fi
 make -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
-./sigtrig up
+# The mock generator draws from the indices the sample data covers, so
+# that runs have bars to work on, and from two stocks that have none.
+SIGTRIG_GENERATOR_MOCK_TICKERS=${SIGTRIG_GENERATOR_MOCK_TICKERS:-DAX,SMI,CAC,FTSE,AAPL,MSFT} ./sigtrig up
+./sigtrig bars load data/eu_stock_markets.csv
 if [ "$(./sigtrig pipelines list | wc -l)" -eq 0 ]; then
-	./sigtrig pipelines add --name "tech momentum" --ticker AAPL --ticker MSFT --ticker NVDA >/dev/null
-	./sigtrig pipelines add --name "mega caps" --ticker GOOGL --ticker AMZN --ticker TSLA >/dev/null
+	./sigtrig pipelines add --name "european indices" --ticker DAX --ticker SMI --ticker CAC --ticker FTSE >/dev/null
+	./sigtrig pipelines add --name "tech momentum" --ticker AAPL --ticker MSFT >/dev/null
 fi
 ./sigtrig pipelines list
 echo

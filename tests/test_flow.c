@@ -845,6 +845,90 @@ START_TEST(test_per_source_rate_limit_records_the_excess_and_counts_it)
 }
 END_TEST
 
+/* A bars entry of `bars list --json` or of a load report, by ticker; NULL when absent. */
+static const json_t *bars_entry(const json_t *tickers, const char *ticker)
+{
+	size_t index;
+	const json_t *entry;
+	json_array_foreach(tickers, index, entry)
+		if (strcmp(json_string_value(json_object_get(entry, "ticker")), ticker) == 0)
+			return entry;
+	return NULL;
+}
+
+START_TEST(test_bars_load_fills_the_store_the_market_data_agent_reads)
+{
+	const char *source = getenv("SIGTRIG_SOURCE_DIR");
+	ck_assert_msg(source != NULL, "SIGTRIG_SOURCE_DIR is not set");
+	char args[4200];
+	snprintf(args, sizeof args, "bars load --json '%s/data/eu_stock_markets.csv'", source);
+	int status;
+	json_t *report = harness_sigtrig_json(args, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(report, "bars")), 4 * 1860);
+	ck_assert_int_eq(json_integer_value(json_object_get(report, "inserted")) +
+				 json_integer_value(json_object_get(report, "updated")),
+			 4 * 1860);
+	const char *indices[] = { "CAC", "DAX", "FTSE", "SMI" };
+	for (size_t i = 0; i < 4; i++) {
+		const json_t *entry = bars_entry(json_object_get(report, "tickers"), indices[i]);
+		ck_assert_msg(entry != NULL, "the load report has no %s", indices[i]);
+		ck_assert_int_eq(json_integer_value(json_object_get(entry, "bars")), 1860);
+		ck_assert_int_eq(json_integer_value(json_object_get(entry, "last_day")), 1859);
+	}
+	json_decref(report);
+	/* Loading it again changes nothing and says so. */
+	report = harness_sigtrig_json(args, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(report, "inserted")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(report, "updated")), 4 * 1860);
+	json_decref(report);
+
+	/* The store holds the file's last DAX close (day 1859: 5473.72). */
+	json_t *listed = harness_sigtrig_json("bars list --json", &status);
+	ck_assert_int_eq(status, 0);
+	const json_t *dax = bars_entry(listed, "DAX");
+	ck_assert_ptr_nonnull(dax);
+	ck_assert_int_eq(json_integer_value(json_object_get(dax, "bars")), 1860);
+	ck_assert_int_eq(json_integer_value(json_object_get(dax, "first_day")), 0);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(dax, "last_close")), 5473.72, 1e-6);
+	json_decref(listed);
+
+	/* A file with one bad line loads nothing, and the error names the line. */
+	char *out = NULL, *err = NULL;
+	status = harness_sigtrig("bars load -", "ticker,day,close\nZZBAD,1,5\nZZBAD,2,oops\n", &out, &err);
+	ck_assert_int_eq(status, 1);
+	ck_assert_msg(strstr(err, "-: line 3: close: 'oops' is not a positive price; nothing loaded") != NULL, "%s",
+		      err);
+	free(out);
+	free(err);
+	listed = harness_sigtrig_json("bars list --json", &status);
+	ck_assert_ptr_null(bars_entry(listed, "ZZBAD"));
+	json_decref(listed);
+
+	/* A run of a pipeline on DAX reads the loaded bars: the latest 50 by default. */
+	char *pipeline = harness_add_pipeline("dax-bars", "DAX");
+	char *signal_id = harness_inject_one("DAX");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", FLOW_TIMEOUT_MS));
+	PGconn *db = harness_db();
+	char *summary = harness_query_value(db,
+					    "SELECT result->'steps'->0->'output'->'tickers'->'DAX' FROM executions"
+					    " WHERE $1 = ANY(signal_ids)",
+					    signal_id);
+	PQfinish(db);
+	json_t *bars = json_loads(summary, 0, NULL);
+	ck_assert_msg(bars != NULL, "no DAX summary in the market data step: %s", summary);
+	ck_assert_int_eq(json_integer_value(json_object_get(bars, "bars")), 50);
+	ck_assert_int_eq(json_integer_value(json_object_get(bars, "first_day")), 1810);
+	ck_assert_int_eq(json_integer_value(json_object_get(bars, "last_day")), 1859);
+	json_decref(bars);
+	free(summary);
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
 static void stack_up(void) { harness_up("--no-generators"); }
 static void stack_down(void) { harness_down(); }
 
@@ -855,6 +939,7 @@ static Suite *flow_suite(void)
 	tcase_add_unchecked_fixture(flow, stack_up, stack_down);
 	tcase_set_timeout(flow, 120);
 	tcase_add_test(flow, test_status_reports_roles_and_healthy_backends);
+	tcase_add_test(flow, test_bars_load_fills_the_store_the_market_data_agent_reads);
 	tcase_add_test(flow, test_injected_signal_runs_pipeline_to_success_with_result_in_redis);
 	tcase_add_test(flow, test_signal_for_pipeline_already_running_is_skipped);
 	tcase_add_test(flow, test_signal_published_by_another_kafka_client_triggers);
