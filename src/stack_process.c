@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -276,9 +277,18 @@ int stack_pick_free_port(int *port, char *err, size_t errsize)
 	int floor = ephemeral_port_floor();
 	const int base = 10000;
 	if (floor - base > 1000) {
-		unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+		/*
+		 * Each pick draws from the kernel's randomness: a seed of pid and
+		 * time repeats across processes (pid + 1 a second later can give
+		 * the same XOR) and within one (the second pick of a run started
+		 * where the first did), and two stacks starting side by side then
+		 * chose the same port.
+		 */
 		for (int attempt = 0; attempt < 200; attempt++) {
-			int candidate = base + (int)(rand_r(&seed) % (unsigned)(floor - base));
+			unsigned draw;
+			if (getrandom(&draw, sizeof draw, 0) != (ssize_t)sizeof draw)
+				draw = (unsigned)getpid() * 2654435761u ^ (unsigned)time_monotonic_ms() ^ (unsigned)attempt;
+			int candidate = base + (int)(draw % (unsigned)(floor - base));
 			if (bind_loopback(candidate, port) == 0)
 				return 0;
 		}
