@@ -29,11 +29,13 @@
 #include "execution_store.h"
 #include "execution_store_lease.h"
 #include "execution_store_worker.h"
-#include "task_hold.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline_store.h"
 #include "redis_client.h"
+#include "task_hold.h"
+#include "task_queue.h"
+#include "task_retry.h"
 #include "timeutil.h"
 #include "trace.h"
 
@@ -66,6 +68,7 @@ struct worker_thread {
 	char lease_owner[EXECUTION_LEASE_OWNER_SIZE];
 	bool lease_held;
 	bool lease_lost; /* the heartbeat found the run no longer holds it */
+	unsigned random_seed; /* rand_r's, for the jitter of retry delays */
 };
 
 /* A lease as the heartbeat copies it out of a thread, to renew it without holding the lock. */
@@ -563,6 +566,73 @@ static void worker_limit_statements(struct worker_thread *thread, long timeout_m
 	PQclear(result);
 }
 
+/*
+ * A run that failed retryably is tried again, as Celery's Task.retry()
+ * does it: the task is sent again (same id, retries + 1, an eta at the end
+ * of the backoff), and only then the execution goes back to PENDING,
+ * holding its claim, so that no other run of the pipeline starts
+ * meanwhile. Sending first means a worker that dies in between leaves a
+ * RUNNING execution, which its lease and the reaper deal with, never a
+ * PENDING one that nothing will run. Returns true when the retry is
+ * scheduled (retry_text says which and when), false when the run must
+ * end FAILED: retries used up, or the retry could not be sent.
+ */
+static bool schedule_retry(struct worker_thread *thread, const struct celery_task *task,
+			   const struct execution_run *run, json_t *result, const char *reason, char *retry_text,
+			   size_t retry_size)
+{
+	const struct config *config = &worker.daemon->config;
+	int retries = task_retries_of(task->envelope);
+	if (retries >= config->worker_max_retries)
+		return false;
+	double delay = task_retry_delay_s(retries, config->worker_retry_backoff_s, config->worker_retry_backoff_max_s,
+					  (double)rand_r(&thread->random_seed) / ((double)RAND_MAX + 1));
+	/* A task sent without an execution id ran under one the worker recorded: the retry runs that one. */
+	json_t *kwargs = json_deep_copy(task->kwargs);
+	json_object_set_new(kwargs, "execution_id", json_string(run->execution_id));
+	char err[512];
+	char *envelope = celery_retry_envelope(task, kwargs, retries + 1, time_now_seconds() + delay, err, sizeof err);
+	json_decref(kwargs);
+	char queue[256];
+	celery_priority_queue(config->redis_queue, celery_envelope_priority(task->envelope), queue, sizeof queue);
+	bool sent = envelope != NULL && worker_ensure_redis(&thread->redis) &&
+		    task_queue_push(&thread->redis, config->redis_url, queue, &envelope, 1, err, sizeof err) == 0;
+	free(envelope);
+	if (!sent) {
+		log_msg(LOG_WARN, "execution_retry_not_sent", "execution %s: its retry could not be sent (%s); it fails",
+			run->execution_id, err);
+		return false;
+	}
+	snprintf(retry_text, retry_size, "retry %d of %ld in %.1f s: %s", retries + 1, config->worker_max_retries,
+		 delay, reason);
+	json_object_set_new(result, "retry",
+			    json_pack("{s:i, s:I, s:f}", "attempt", retries + 1, "of",
+				      (json_int_t)config->worker_max_retries, "delay_s", delay));
+	int moved = -1;
+	for (int attempt = 0; moved < 0 && worker_ensure_postgres(thread);) {
+		moved = execution_store_retry_leased(thread->db, run->execution_id, run->lease_owner, result,
+						     retry_text, err, sizeof err);
+		if (moved < 0 && (!postgres_connection_lost(thread) || !worker_backoff(&attempt)))
+			break;
+	}
+	if (moved < 0) {
+		/* The retry sent finds the execution RUNNING, not PENDING: dropped, and the finish below stands. */
+		log_msg(LOG_WARN, "execution_retry_not_recorded", "execution %s: %s; it fails instead", run->execution_id,
+			err);
+		return false;
+	}
+	if (moved == 0)
+		log_msg(LOG_WARN, "execution_retry_lease_lost",
+			"execution %s: the lease was lost before the retry was recorded; the sent retry is a duplicate",
+			run->execution_id);
+	metrics_add(METRIC_execution_retries_total, 1);
+	log_event(LOG_WARN, "execution_retry_scheduled",
+		  json_pack("{s:s, s:s, s:i, s:I, s:f, s:s}", "execution_id", run->execution_id, "task_id", task->task_id,
+			    "attempt", retries + 1, "of", (json_int_t)config->worker_max_retries, "delay_s", delay,
+			    "reason", reason));
+	return true;
+}
+
 static int run_execute_pipeline(struct worker_thread *thread, const struct celery_task *task,
 				struct task_outcome *outcome)
 {
@@ -585,7 +655,7 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 			     run.execution_id, "task_id", task->task_id));
 	int64_t started = time_monotonic_ms();
 	json_t *result = NULL;
-	bool succeeded = false;
+	bool succeeded = false, retryable = false;
 	if (begun == BEGIN_RUN) {
 		struct agent_context context = {
 			.db = thread->db,
@@ -601,6 +671,7 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 		if (context.signals == NULL)
 			context.signals = no_signals;
 		succeeded = agents_run_pipeline(&context, &result, err, sizeof err) == 0;
+		retryable = context.retryable;
 		worker_limit_statements(thread, 0);
 		json_decref(context.state);
 		json_decref(no_signals);
@@ -611,6 +682,21 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 	}
 	int64_t duration = time_monotonic_ms() - started;
 	json_object_set_new(result, "execution_id", json_string(run.execution_id));
+	/* How many tries came before this one (the task's retries header). */
+	json_object_set_new(result, "retries", json_integer(task_retries_of(task->envelope)));
+	char retry_text[1200];
+	if (retryable && schedule_retry(thread, task, &run, result, err, retry_text, sizeof retry_text)) {
+		worker_release_lease(thread);
+		emit_trace("retrying", call.signal_ids,
+			   json_pack("{s:s, s:s, s:s, s:s}", "pipeline_id", call.pipeline_id, "execution_id",
+				     run.execution_id, "task_id", task->task_id, "retry", retry_text));
+		/* As a stock worker records a retry: AsyncResult.get() goes on waiting for the retried run. */
+		outcome->status = "RETRY";
+		outcome->result = celery_exception("Retry", retry_text);
+		json_decref(result);
+		pipeline_free(&run.pipeline);
+		return HANDLER_DONE;
+	}
 	finish_execution(thread, &run, succeeded, result, succeeded ? NULL : err);
 	worker_release_lease(thread);
 	if (!succeeded) {
@@ -943,6 +1029,7 @@ int worker_start(struct daemon *daemon, char *err, size_t errsize)
 	worker.heartbeat_started = true;
 	for (int i = 0; i < worker.thread_count; i++) {
 		worker.threads[i].index = i;
+		worker.threads[i].random_seed = (unsigned)time_monotonic_ms() ^ (unsigned)(i * 2654435761u);
 		if (pthread_create(&worker.threads[i].thread, NULL, worker_thread_main,
 				   &worker.threads[i]) != 0) {
 			snprintf(err, errsize, "worker: cannot start thread %d", i);

@@ -1,9 +1,12 @@
 /*
  * market_data_agent: the latest daily closes of the run's tickers.
  * Config: "lookback" (bars per ticker, default 50), "tickers" (overrides
- * the pipeline's scanner_tickers). State out: "bars": {ticker: {"days":
- * [...], "closes": [...]}}, oldest first. A ticker without bars is recorded
- * with bars: 0; deciding what that means is the later agents' business.
+ * the pipeline's scanner_tickers), "min_bars" (default 0). State out:
+ * "bars": {ticker: {"days": [...], "closes": [...]}}, oldest first. A
+ * ticker without bars is recorded with bars: 0, and deciding what that
+ * means is the later agents' business, unless min_bars asks for that
+ * many: then the step fails, retryably, as it does when the store cannot
+ * be read: the data may be there when the worker tries again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +57,10 @@ int market_data_agent_run(struct agent_context *context, const json_t *node_conf
 			  json_t **step_output, char *err, size_t errsize)
 {
 	double lookback;
+	double min_bars;
 	if (agent_config_number(node_config, "lookback", MARKET_DATA_DEFAULT_LOOKBACK, 1,
-				MARKET_DATA_MAX_LOOKBACK, &lookback, err, errsize) != 0)
+				MARKET_DATA_MAX_LOOKBACK, &lookback, err, errsize) != 0 ||
+	    agent_config_number(node_config, "min_bars", 0, 0, lookback, &min_bars, err, errsize) != 0)
 		return AGENT_FAILED;
 	if (context->db == NULL) {
 		snprintf(err, errsize, "no database connection");
@@ -65,6 +70,7 @@ int market_data_agent_run(struct agent_context *context, const json_t *node_conf
 	PGresult *result = query_latest_bars(context->db, tickers, (int)lookback, err, errsize);
 	if (result == NULL) {
 		json_decref(tickers);
+		context->retryable = true;
 		return AGENT_FAILED;
 	}
 	json_t *bars = json_object();
@@ -99,6 +105,19 @@ int market_data_agent_run(struct agent_context *context, const json_t *node_conf
 							   "last_close", json_array_get(closes, count - 1)));
 	}
 	json_object_set_new(context->state, "bars", bars);
+	char short_of[256] = "";
+	json_object_foreach(bars, name, series) {
+		size_t count = json_array_size(json_object_get(series, "closes"));
+		if ((double)count < min_bars)
+			agent_decision_append(short_of, sizeof short_of, "%s has %zu", name, count);
+	}
+	if (short_of[0] != '\0') {
+		snprintf(err, errsize, "market data unavailable (min_bars %g): %s", min_bars, short_of);
+		*step_output = json_pack("{s:o, s:i}", "tickers", summary, "lookback", (int)lookback);
+		json_decref(tickers);
+		context->retryable = true;
+		return AGENT_FAILED;
+	}
 	char decision[96];
 	snprintf(decision, sizeof decision, "bars for %zu of %zu tickers", with_bars,
 		 json_array_size(tickers));

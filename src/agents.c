@@ -266,5 +266,10 @@ int agents_run_pipeline(struct agent_context *context, json_t **result, char *er
 		json_object_set_new(*result, "status", json_string("FAILED"));
 		json_object_set_new(*result, "error", json_string(err));
 	}
+	/* A run over its time limit would only run over again. */
+	if (status == 0 || json_is_true(json_object_get(*result, "timed_out")))
+		context->retryable = false;
+	if (context->retryable)
+		json_object_set_new(*result, "retryable", json_true());
 	return status;
 }

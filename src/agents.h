@@ -34,6 +34,12 @@ struct agent_context {
 	/* The run's time limit: no step starts after deadline_ms (monotonic); 0 for none. */
 	int64_t deadline_ms;
 	long time_limit_s; /* for the error text */
+	/*
+	 * Set by a step that fails for a reason that may pass (market data not
+	 * there yet, the database unreachable): the worker then retries the
+	 * run with backoff instead of failing it. Never set for a time limit.
+	 */
+	bool retryable;
 };
 
 /* What a step came to. A rejection is a decision, not an error: the run ends SUCCEEDED. */
@@ -59,7 +65,8 @@ const struct agent *agents_find(const char *type);
 /*
  * Runs pipeline->config.nodes in order. *result (new object) receives
  * {"pipeline_id", "status": "SUCCEEDED"|"FAILED", "n_signals", "steps": [{agent_type,
- * status, input_summary, output, decision, duration_ms}], "orders", "error"}.
+ * status, input_summary, output, decision, duration_ms}], "orders", "error"}, and
+ * "retryable": true when the failing step set context->retryable.
  * time_trigger nodes are recorded "skipped" in signal mode. The first
  * failing step ends the run FAILED (err names the agent); a rejecting step
  * ends it SUCCEEDED; the steps after either are recorded "skipped".

@@ -218,10 +218,12 @@ static json_t *build_headers(const struct celery_message *message, const json_t 
 	return headers;
 }
 
-static char *encode_body(const json_t *args, const json_t *kwargs)
+/* base64 of [args, kwargs, embed]; a NULL embed is the one send_task() writes, all nulls. */
+static char *encode_body(const json_t *args, const json_t *kwargs, const json_t *embed)
 {
-	json_t *body = json_pack("[O, O, {s:n, s:n, s:n, s:n}]", args, kwargs, "callbacks",
-				 "errbacks", "chain", "chord");
+	json_t *body = embed != NULL ? json_pack("[O, O, O]", args, kwargs, embed)
+				     : json_pack("[O, O, {s:n, s:n, s:n, s:n}]", args, kwargs, "callbacks",
+						 "errbacks", "chain", "chord");
 	char *body_text = body != NULL ? json_dumps(body, CELERY_JSON_FLAGS) : NULL;
 	json_decref(body);
 	if (body_text == NULL)
@@ -259,7 +261,7 @@ char *celery_envelope_build(const struct celery_message *message, char *err, siz
 		snprintf(err, errsize, "celery message: kwargs must be an object");
 	} else {
 		json_t *headers = build_headers(message, args, kwargs);
-		char *body = encode_body(args, kwargs);
+		char *body = encode_body(args, kwargs, NULL);
 		json_t *envelope = NULL;
 		if (headers != NULL && body != NULL)
 			envelope = json_pack(
@@ -504,6 +506,49 @@ char *celery_result_json(const char *task_id, const char *status, const json_t *
 }
 
 /* ---- redelivery, priorities, dead letters ---- */
+
+char *celery_retry_envelope(const struct celery_task *task, const json_t *kwargs, int retries, double eta,
+			    char *err, size_t errsize)
+{
+	json_t *envelope = json_deep_copy(task->envelope);
+	json_t *headers = json_object_get(envelope, "headers");
+	json_t *properties = json_object_get(envelope, "properties");
+	json_t *delivery_info = json_object_get(properties, "delivery_info");
+	if (!json_is_object(headers) || !json_is_object(properties) || !json_is_array(task->args) ||
+	    !json_is_object(kwargs)) {
+		snprintf(err, errsize, "celery retry: not a parsed task envelope");
+		json_decref(envelope);
+		return NULL;
+	}
+	char *body = encode_body(task->args, kwargs, task->embed);
+	char *kwargs_repr = celery_python_repr(kwargs, false, CELERY_REPR_MAX_LENGTH);
+	char eta_text[64], delivery_tag[CELERY_ID_SIZE];
+	/* Python's isoformat() of an aware UTC time, as Task.retry(countdown=...) writes it. */
+	time_format_celery(eta, eta_text, sizeof eta_text);
+	strncat(eta_text, "+00:00", sizeof eta_text - strlen(eta_text) - 1);
+	uuid_t tag;
+	uuid_generate_random(tag);
+	uuid_unparse_lower(tag, delivery_tag);
+	char *text = NULL;
+	if (body != NULL && kwargs_repr != NULL) {
+		json_object_set_new(envelope, "body", json_string(body));
+		json_object_set_new(headers, "retries", json_integer(retries));
+		json_object_set_new(headers, "eta", json_string(eta_text));
+		json_object_set_new(headers, "kwargsrepr", json_string(kwargs_repr));
+		json_object_del(headers, "redelivered");
+		json_object_set_new(properties, "body_encoding", json_string("base64"));
+		json_object_set_new(properties, "delivery_tag", json_string(delivery_tag));
+		if (json_is_object(delivery_info))
+			json_object_del(delivery_info, "redelivered");
+		text = json_dumps(envelope, CELERY_JSON_FLAGS);
+	}
+	if (text == NULL)
+		snprintf(err, errsize, "celery retry: could not encode the message");
+	free(body);
+	free(kwargs_repr);
+	json_decref(envelope);
+	return text;
+}
 
 int celery_envelope_set_redelivered(json_t *envelope)
 {

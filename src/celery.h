@@ -99,6 +99,15 @@ json_t *celery_exception(const char *exc_type, const char *message);
 char *celery_result_json(const char *task_id, const char *status, const json_t *result,
 			 const char *traceback);
 
+/*
+ * The message Celery's Task.retry() sends for a task: the same id, name,
+ * args and callbacks, `kwargs` as given, headers.retries = retries,
+ * headers.eta = eta (seconds since the epoch, written as ISO 8601 UTC), a
+ * fresh delivery tag and no redelivered mark. Malloc'd text; NULL with
+ * err filled.
+ */
+char *celery_retry_envelope(const struct celery_task *task, const json_t *kwargs, int retries, double eta,
+			    char *err, size_t errsize);
 /* Sets "redelivered": true in headers and properties.delivery_info, as kombu's restore does. */
 int celery_envelope_set_redelivered(json_t *envelope);
 /* The same over text: a new envelope text (malloc'd), NULL when it is not a JSON object. */

@@ -136,6 +136,21 @@ int execution_store_finish_leased(PGconn *conn, const char *execution_id, const 
 	return finished;
 }
 
+int execution_store_retry_leased(PGconn *conn, const char *execution_id, const char *owner,
+				 const json_t *result, const char *error, char *err, size_t errsize)
+{
+	char *result_text = result != NULL ? json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	const char *values[] = { execution_id, owner, result_text, error };
+	int moved = changed_one_row(conn,
+				    "UPDATE executions SET status = 'PENDING', enqueued_at = now(),"
+				    " lease_owner = NULL, lease_expires_at = NULL, result = $3::jsonb, error = $4"
+				    " WHERE id = $1::uuid AND lease_owner = $2 AND status = 'RUNNING'"
+				    " RETURNING id",
+				    4, values, err, errsize);
+	free(result_text);
+	return moved;
+}
+
 int execution_store_claim_key(PGconn *conn, const char *execution_id, char *key, size_t size, char *err,
 			      size_t errsize)
 {

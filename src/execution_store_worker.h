@@ -76,6 +76,17 @@ int execution_store_finish_leased(PGconn *conn, const char *execution_id, const 
 				  bool succeeded, const json_t *result, const char *error, char *err,
 				  size_t errsize);
 
+/*
+ * RUNNING -> PENDING for a retry, only while `owner` holds the lease: the
+ * execution keeps blocking its pipeline until the retried task runs it
+ * again. The lease is cleared, enqueued_at set (the retry is in the queue,
+ * so the reconciler leaves it alone), and the failed attempt's result and
+ * error (what the retry is for) recorded. Returns 1 moved, 0 when the
+ * lease was lost, -1 on error.
+ */
+int execution_store_retry_leased(PGconn *conn, const char *execution_id, const char *owner,
+				 const json_t *result, const char *error, char *err, size_t errsize);
+
 /* The claim key of an execution into key: "" for a whole-pipeline claim, else its ticker. 0, or -1 with err. */
 int execution_store_claim_key(PGconn *conn, const char *execution_id, char *key, size_t size, char *err,
 			      size_t errsize);

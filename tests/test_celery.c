@@ -6,6 +6,7 @@
 #include "base64.h"
 #include "celery.h"
 #include "task_hold.h"
+#include "task_retry.h"
 #include "timeutil.h"
 
 /* The two envelopes of CELERY_WIRE.md section 7, as redis-cli pushed them to a stock worker. */
@@ -508,6 +509,92 @@ START_TEST(test_mark_redelivered_sets_both_flags)
 }
 END_TEST
 
+/* ---- retries ---- */
+
+START_TEST(test_retry_envelope_is_what_task_retry_sends)
+{
+	struct celery_task task;
+	char err[256];
+	/* A redelivered original with a Python worker's callbacks in its embed. */
+	char *redelivered = celery_mark_redelivered(wire_full_envelope);
+	ck_assert_int_eq(celery_envelope_parse(redelivered, strlen(redelivered), &task, err, sizeof err), 0);
+	json_object_set_new(task.embed, "callbacks", json_pack("[{s:s}]", "task", "notify"));
+	json_t *kwargs = json_deep_copy(task.kwargs);
+	json_object_set_new(kwargs, "execution_id", json_string("e1"));
+	double eta = 1796000000.25; /* 2026-11-30T00:53:20.250000 UTC */
+	char *text = celery_retry_envelope(&task, kwargs, 2, eta, err, sizeof err);
+	ck_assert_msg(text != NULL, "%s", err);
+
+	struct celery_task retry;
+	ck_assert_int_eq(celery_envelope_parse(text, strlen(text), &retry, err, sizeof err), 0);
+	/* The same task, by id and name, from the start; a new message. */
+	ck_assert_str_eq(retry.task_id, "0b0c7a3e-5f43-4c57-9d1e-3f1f6a2b9c01");
+	ck_assert_str_eq(retry.task_name, CELERY_TASK_EXECUTE_PIPELINE);
+	ck_assert_str_ne(retry.delivery_tag, "6f1d2c0e-8b7a-4e59-a3c4-1d2e3f4a5b60");
+	ck_assert_uint_eq(strlen(retry.delivery_tag), 36);
+	ck_assert(!retry.redelivered);
+	ck_assert_str_eq(retry.routing_key, "celery");
+	json_t *headers = json_object_get(retry.envelope, "headers");
+	ck_assert_int_eq(json_integer_value(json_object_get(headers, "retries")), 2);
+	ck_assert_int_eq(task_retries_of(retry.envelope), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(headers, "eta")), "2026-11-30T00:53:20.250000+00:00");
+	double parsed;
+	ck_assert_int_eq(time_parse_iso8601(json_string_value(json_object_get(headers, "eta")), &parsed), 0);
+	ck_assert_double_eq_tol(parsed, eta, 1e-3);
+	ck_assert_ptr_null(json_object_get(headers, "redelivered"));
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(headers, "kwargsrepr")), "'execution_id': 'e1'"));
+	/* Its body: the args, the kwargs given, and the original callbacks kept. */
+	ck_assert_str_eq(json_string_value(json_object_get(retry.kwargs, "execution_id")), "e1");
+	ck_assert_str_eq(json_string_value(json_object_get(retry.kwargs, "pipeline_id")), "p1");
+	ck_assert_uint_eq(json_array_size(retry.args), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(retry.embed, "callbacks"), 0),
+							   "task")),
+			 "notify");
+	celery_task_free(&retry);
+	celery_task_free(&task);
+	json_decref(kwargs);
+	free(text);
+	free(redelivered);
+}
+END_TEST
+
+START_TEST(test_retry_delay_doubles_up_to_its_cap_with_jitter)
+{
+	/* unit_random 0.999...: the full delay; 0: half of it. */
+	double full = 1 - 1e-12;
+	ck_assert_double_eq_tol(task_retry_delay_s(0, 2, 300, full), 2, 1e-9);
+	ck_assert_double_eq_tol(task_retry_delay_s(1, 2, 300, full), 4, 1e-9);
+	ck_assert_double_eq_tol(task_retry_delay_s(3, 2, 300, full), 16, 1e-9);
+	ck_assert_double_eq_tol(task_retry_delay_s(3, 2, 300, 0), 8, 1e-9);
+	ck_assert_double_eq_tol(task_retry_delay_s(8, 2, 300, full), 300, 1e-9);
+	ck_assert_double_eq_tol(task_retry_delay_s(1000, 2, 300, 0), 150, 1e-9);
+	ck_assert_double_eq_tol(task_retry_delay_s(-5, 2, 300, full), 2, 1e-9);
+	/* A random value out of [0, 1) is taken as the middle. */
+	ck_assert_double_eq_tol(task_retry_delay_s(0, 2, 300, 7), 1.5, 1e-9);
+	for (int retries = 0; retries < 12; retries++)
+		for (double r = 0; r < 1; r += 0.125) {
+			double delay = task_retry_delay_s(retries, 0.5, 60, r);
+			ck_assert(delay >= 0.25 && delay <= 60);
+		}
+}
+END_TEST
+
+START_TEST(test_retries_header_is_read_with_defaults)
+{
+	const char *cases[][2] = {
+		{ "{\"headers\": {\"retries\": 4}}", "4" }, { "{\"headers\": {\"retries\": null}}", "0" },
+		{ "{\"headers\": {\"retries\": -1}}", "0" }, { "{\"headers\": {\"retries\": \"3\"}}", "0" },
+		{ "{\"headers\": {}}", "0" },			 { "{}", "0" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *envelope = json_loads(cases[i][0], 0, NULL);
+		ck_assert_ptr_nonnull(envelope);
+		ck_assert_int_eq(task_retries_of(envelope), atoi(cases[i][1]));
+		json_decref(envelope);
+	}
+}
+END_TEST
+
 START_TEST(test_priority_selects_kombu_list)
 {
 	static const struct {
@@ -706,6 +793,9 @@ static Suite *celery_suite(void)
 	tcase_add_test(redelivery, test_text_that_is_not_an_iso8601_time_is_refused);
 	tcase_add_test(redelivery, test_held_tasks_come_out_when_due_soonest_first);
 	tcase_add_test(redelivery, test_a_full_hold_refuses_and_a_stopping_worker_drains_it);
+	tcase_add_test(redelivery, test_retry_envelope_is_what_task_retry_sends);
+	tcase_add_test(redelivery, test_retry_delay_doubles_up_to_its_cap_with_jitter);
+	tcase_add_test(redelivery, test_retries_header_is_read_with_defaults);
 	suite_add_tcase(suite, redelivery);
 	return suite;
 }

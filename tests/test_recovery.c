@@ -22,6 +22,9 @@
 
 #define RECOVERY_TIMEOUT_MS 30000
 #define LEASE_S 3
+/* Retries 0.5-1 s, 1-2 s and 2-4 s after each failure: seconds for a test to act in between. */
+#define MAX_RETRIES 3
+#define RETRY_BACKOFF_S 1.0
 
 static void exec_sql(PGconn *db, const char *sql, int count, const char *const *values)
 {
@@ -37,10 +40,12 @@ static void start_worker(const char *name)
 {
 	char command[4096];
 	snprintf(command, sizeof command,
-		 "SIGTRIG_WORKER_LEASE_S=%d SIGTRIG_DAEMON_PID_FILE='%s/%s.pid'"
+		 "SIGTRIG_WORKER_LEASE_S=%d SIGTRIG_WORKER_MAX_RETRIES=%d SIGTRIG_WORKER_RETRY_BACKOFF_S=%g"
+		 " SIGTRIG_DAEMON_PID_FILE='%s/%s.pid'"
 		 " SIGTRIG_DAEMON_LOG_FILE='%s/log/%s.log'"
 		 " '%s/sigtrigd' -c '%s/sigtrig.conf' --roles worker --socket '%s/%s.sock'",
-		 LEASE_S, harness.dir, name, harness.dir, name, harness.bin, harness.dir, harness.dir, name);
+		 LEASE_S, MAX_RETRIES, RETRY_BACKOFF_S, harness.dir, name, harness.dir, name, harness.bin, harness.dir,
+		 harness.dir, name);
 	ck_assert_int_eq(system(command), 0);
 }
 
@@ -358,6 +363,117 @@ START_TEST(test_run_of_a_killed_worker_fails_when_its_lease_runs_out_and_the_pip
 }
 END_TEST
 
+/* ---- retries ---- */
+
+/* A pipeline whose market data step needs 3 bars of its ticker: without them it fails retryably. */
+static char *add_pipeline_needing_bars(const char *name, const char *ticker)
+{
+	char args[1024];
+	snprintf(args, sizeof args,
+		 "pipelines add --json --name %s --ticker %s --config '{\"nodes\": ["
+		 "{\"agent_type\": \"market_data_agent\", \"config\": {\"min_bars\": 3}},"
+		 "{\"agent_type\": \"bias_agent\"}, {\"agent_type\": \"strategy_agent\"}]}'",
+		 name, ticker);
+	int status;
+	json_t *pipeline = harness_sigtrig_json(args, &status);
+	ck_assert_int_eq(status, 0);
+	char *id = strdup(json_string_value(json_object_get(pipeline, "id")));
+	json_decref(pipeline);
+	return id;
+}
+
+START_TEST(test_retryable_failure_is_retried_with_backoff_and_succeeds_once_the_data_is_there)
+{
+	char *pipeline = add_pipeline_needing_bars("retried", "RTRY");
+	char *signal_id = harness_inject_one("RTRY");
+	/* The first try fails for want of bars, and the execution waits for its retry, PENDING. */
+	ck_assert(harness_wait_for_value("SELECT error LIKE 'retry 1 of 3 in % s: market_data_agent: market data"
+					 " unavailable (min_bars 3): RTRY has 0' FROM executions WHERE $1 = ANY(signal_ids)",
+					 signal_id, "t", RECOVERY_TIMEOUT_MS));
+	char *execution_id = execution_of_signal(signal_id);
+	PGconn *db = harness_db();
+	char *task_id = harness_query_value(db, "SELECT task_id FROM executions WHERE id = $1", execution_id);
+
+	/* Celery's view meanwhile: RETRY, with why. */
+	redisContext *redis = harness_redis();
+	redisReply *reply = redisCommand(redis, "GET celery-task-meta-%s", task_id);
+	ck_assert(reply != NULL && reply->type == REDIS_REPLY_STRING);
+	json_t *meta = json_loads(reply->str, 0, NULL);
+	freeReplyObject(reply);
+	ck_assert_ptr_nonnull(meta);
+	const char *meta_status = json_string_value(json_object_get(meta, "status"));
+	/* The retry may already have run, and failed again or started. */
+	ck_assert_msg(strcmp(meta_status, "RETRY") == 0, "celery status %s", meta_status);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(meta, "result"), "exc_type")), "Retry");
+	json_decref(meta);
+
+	/* The claim holds while it waits: a signal meanwhile is skipped, the pipeline is already running. */
+	char *second = harness_inject_one("RTRY");
+	ck_assert(harness_wait_for_value("SELECT reason FROM signal_decisions WHERE signal_id = $1", second,
+					 "already_running", RECOVERY_TIMEOUT_MS));
+
+	/* The data arrives: a later try finds it, and the same execution succeeds. */
+	exec_sql(db,
+		 "INSERT INTO market_bars (ticker, day, close) VALUES ('RTRY', 1, 10), ('RTRY', 2, 11), ('RTRY', 3, 12)",
+		 0, NULL);
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE id = $1", execution_id, "SUCCEEDED",
+					 RECOVERY_TIMEOUT_MS));
+	char *retries = harness_query_value(db, "SELECT result->>'retries' FROM executions WHERE id = $1", execution_id);
+	ck_assert_ptr_nonnull(retries);
+	ck_assert_int_ge(atoi(retries), 1);
+	ck_assert_int_le(atoi(retries), MAX_RETRIES);
+	char *error = harness_query_value(db, "SELECT coalesce(error, '') FROM executions WHERE id = $1", execution_id);
+	ck_assert_str_eq(error, "");
+	char *runs = harness_query_value(db, "SELECT count(*) FROM executions WHERE pipeline_id = $1", pipeline);
+	ck_assert_str_eq(runs, "1");
+	ck_assert_int_eq(log_lines("execution_retry_scheduled", execution_id), atoi(retries));
+	/* And Celery's result is the run's, as for any other. */
+	reply = redisCommand(redis, "GET celery-task-meta-%s", task_id);
+	ck_assert(reply != NULL && reply->type == REDIS_REPLY_STRING);
+	meta = json_loads(reply->str, 0, NULL);
+	freeReplyObject(reply);
+	ck_assert_str_eq(json_string_value(json_object_get(meta, "status")), "SUCCESS");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(meta, "result"), "status")), "SUCCEEDED");
+	json_decref(meta);
+	redisFree(redis);
+	free(runs);
+	free(error);
+	free(retries);
+	free(task_id);
+	PQfinish(db);
+	free(second);
+	free(execution_id);
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_a_run_failing_after_its_last_retry_ends_failed_with_the_reason)
+{
+	char *pipeline = add_pipeline_needing_bars("exhausted", "RTRZ");
+	char *signal_id = harness_inject_one("RTRZ");
+	/* Three retries of at most 1, 2 and 4 s, and four tries. */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id, "FAILED",
+					 RECOVERY_TIMEOUT_MS));
+	char *execution_id = execution_of_signal(signal_id);
+	PGconn *db = harness_db();
+	char *error = harness_query_value(db, "SELECT error FROM executions WHERE id = $1", execution_id);
+	ck_assert_str_eq(error, "market_data_agent: market data unavailable (min_bars 3): RTRZ has 0");
+	char *retries = harness_query_value(db, "SELECT result->>'retries' FROM executions WHERE id = $1", execution_id);
+	ck_assert_str_eq(retries, "3");
+	ck_assert_int_eq(log_lines("execution_retry_scheduled", execution_id), MAX_RETRIES);
+	char *runs = harness_query_value(db, "SELECT count(*) FROM executions WHERE pipeline_id = $1", pipeline);
+	ck_assert_str_eq(runs, "1");
+	free(runs);
+	free(retries);
+	free(error);
+	PQfinish(db);
+	free(execution_id);
+	free(signal_id);
+	free(pipeline);
+}
+END_TEST
+
 /* ---- the stack ---- */
 
 static void stack_up(void)
@@ -392,6 +508,8 @@ static Suite *recovery_suite(void)
 	tcase_add_test(recovery, test_running_execution_from_before_leases_is_given_a_lease_not_failed);
 	tcase_add_test(recovery, test_holding_execution_is_never_reaped_and_keeps_blocking_its_pipeline);
 	tcase_add_test(recovery, test_heartbeat_keeps_a_long_run_leased_and_a_redelivered_copy_is_not_run);
+	tcase_add_test(recovery, test_retryable_failure_is_retried_with_backoff_and_succeeds_once_the_data_is_there);
+	tcase_add_test(recovery, test_a_run_failing_after_its_last_retry_ends_failed_with_the_reason);
 	/* Last: it kills the first worker daemon and starts another. */
 	tcase_add_test(recovery, test_run_of_a_killed_worker_fails_when_its_lease_runs_out_and_the_pipeline_runs_again);
 	suite_add_tcase(suite, recovery);
