@@ -474,6 +474,68 @@ START_TEST(test_a_run_failing_after_its_last_retry_ends_failed_with_the_reason)
 }
 END_TEST
 
+/* ---- graceful shutdown ---- */
+
+static bool wait_for_exit_of(pid_t pid, int timeout_ms)
+{
+	int64_t deadline = time_monotonic_ms() + timeout_ms;
+	while (kill(pid, 0) == 0 && time_monotonic_ms() < deadline)
+		usleep(50 * 1000);
+	return kill(pid, 0) != 0;
+}
+
+START_TEST(test_sigterm_lets_the_runs_in_hand_finish_and_takes_no_new_task)
+{
+	char *first = harness_add_pipeline("graceful-a", "GRCA");
+	char *second = harness_add_pipeline("graceful-b", "GRCB");
+	char *queued = harness_add_pipeline("graceful-c", "GRCC");
+	PGconn *lock = slow_runs_begin();
+	/* Both threads of worker-a (worker.concurrency 2) busy, the third task waits in the queue. */
+	char *first_signal = harness_inject_one("GRCA");
+	char *second_signal = harness_inject_one("GRCB");
+	ck_assert(harness_wait_for_value("SELECT count(*) FROM executions WHERE pipeline_id = $1 AND status = 'RUNNING'",
+					 first, "1", RECOVERY_TIMEOUT_MS));
+	ck_assert(harness_wait_for_value("SELECT count(*) FROM executions WHERE pipeline_id = $1 AND status = 'RUNNING'",
+					 second, "1", RECOVERY_TIMEOUT_MS));
+	char *queued_signal = harness_inject_one("GRCC");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", queued_signal,
+					 "PENDING", RECOVERY_TIMEOUT_MS));
+
+	pid_t pid = worker_pid("worker-a");
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	/* It waits for its runs rather than dropping them... */
+	usleep(1500 * 1000);
+	ck_assert_msg(kill(pid, 0) == 0, "worker-a exited with two runs in hand");
+	slow_runs_end(lock);
+	/* ...which finish as usual, and then it exits. */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", first_signal,
+					 "SUCCEEDED", RECOVERY_TIMEOUT_MS));
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", second_signal,
+					 "SUCCEEDED", RECOVERY_TIMEOUT_MS));
+	ck_assert_msg(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS), "worker-a still runs after its runs finished");
+	ck_assert_int_eq(log_lines("worker_stopped", "tasks_run"), 1);
+	/* The task it never took is still queued, and the next worker runs it. */
+	PGconn *db = harness_db();
+	char *status = harness_query_value(db, "SELECT status FROM executions WHERE $1 = ANY(signal_ids)", queued_signal);
+	ck_assert_str_eq(status, "PENDING");
+	start_worker("worker-a");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", queued_signal,
+					 "SUCCEEDED", RECOVERY_TIMEOUT_MS));
+	char *runs = harness_query_value(db, "SELECT count(*) FROM executions WHERE pipeline_id = $1", queued);
+	ck_assert_str_eq(runs, "1");
+	free(runs);
+	free(status);
+	PQfinish(db);
+	free(queued_signal);
+	free(second_signal);
+	free(first_signal);
+	free(queued);
+	free(second);
+	free(first);
+}
+END_TEST
+
 /* ---- the stack ---- */
 
 static void stack_up(void)
@@ -510,6 +572,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(recovery, test_heartbeat_keeps_a_long_run_leased_and_a_redelivered_copy_is_not_run);
 	tcase_add_test(recovery, test_retryable_failure_is_retried_with_backoff_and_succeeds_once_the_data_is_there);
 	tcase_add_test(recovery, test_a_run_failing_after_its_last_retry_ends_failed_with_the_reason);
+	tcase_add_test(recovery, test_sigterm_lets_the_runs_in_hand_finish_and_takes_no_new_task);
 	/* Last: it kills the first worker daemon and starts another. */
 	tcase_add_test(recovery, test_run_of_a_killed_worker_fails_when_its_lease_runs_out_and_the_pipeline_runs_again);
 	suite_add_tcase(suite, recovery);
