@@ -36,18 +36,21 @@ static void exec_sql(PGconn *db, const char *sql, int count, const char *const *
 
 /* ---- worker daemons ---- */
 
-static void start_worker(const char *name)
+/* A worker daemon NAME, with more environment (VAR=value ... or ""). */
+static void start_worker_with(const char *name, const char *environment)
 {
 	char command[4096];
 	snprintf(command, sizeof command,
-		 "SIGTRIG_WORKER_LEASE_S=%d SIGTRIG_WORKER_MAX_RETRIES=%d SIGTRIG_WORKER_RETRY_BACKOFF_S=%g"
+		 "SIGTRIG_WORKER_LEASE_S=%d SIGTRIG_WORKER_MAX_RETRIES=%d SIGTRIG_WORKER_RETRY_BACKOFF_S=%g %s"
 		 " SIGTRIG_DAEMON_PID_FILE='%s/%s.pid'"
 		 " SIGTRIG_DAEMON_LOG_FILE='%s/log/%s.log'"
 		 " '%s/sigtrigd' -c '%s/sigtrig.conf' --roles worker --socket '%s/%s.sock'",
-		 LEASE_S, MAX_RETRIES, RETRY_BACKOFF_S, harness.dir, name, harness.dir, name, harness.bin, harness.dir,
-		 harness.dir, name);
+		 LEASE_S, MAX_RETRIES, RETRY_BACKOFF_S, environment, harness.dir, name, harness.dir, name, harness.bin,
+		 harness.dir, harness.dir, name);
 	ck_assert_int_eq(system(command), 0);
 }
+
+static void start_worker(const char *name) { start_worker_with(name, ""); }
 
 static pid_t worker_pid(const char *name)
 {
@@ -56,14 +59,20 @@ static pid_t worker_pid(const char *name)
 	return harness_pid_in_file(path);
 }
 
-/* The worker daemon that runs now: worker-b once worker-a was killed. */
-static const char *live_worker(void)
+/* Whether pid is a sigtrigd still running: a pid file may outlive its process, and the pid be reused. */
+static bool is_running_sigtrigd(pid_t pid)
 {
-	pid_t pid = worker_pid("worker-b");
-	return pid > 0 && kill(pid, 0) == 0 ? "worker-b" : "worker-a";
+	char path[64], command[256] = "";
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	FILE *file = pid > 0 ? fopen(path, "r") : NULL;
+	if (file == NULL)
+		return false;
+	size_t length = fread(command, 1, sizeof command - 1, file);
+	fclose(file);
+	command[length] = '\0';
+	return strstr(command, "sigtrigd") != NULL;
 }
 
-/* Lines of every daemon log of the stack holding both `event` (as logged) and `id`. */
 static int log_lines(const char *event, const char *id)
 {
 	char command[2048];
@@ -536,6 +545,46 @@ START_TEST(test_sigterm_lets_the_runs_in_hand_finish_and_takes_no_new_task)
 }
 END_TEST
 
+START_TEST(test_a_run_over_its_time_limit_fails_with_a_timeout_error)
+{
+	/* Only a worker with a 2 s limit runs now. */
+	pid_t pid = worker_pid("worker-a");
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS));
+	start_worker_with("worker-t", "SIGTRIG_WORKER_TIME_LIMIT_S=2");
+	char *pipeline = harness_add_pipeline("too-slow", "TLIM");
+	PGconn *lock = slow_runs_begin();
+	char *signal_id = harness_inject_one("TLIM");
+	/* Its market data query waits on the lock until statement_timeout cuts it at the limit. */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id, "FAILED",
+					 RECOVERY_TIMEOUT_MS));
+	slow_runs_end(lock);
+	char *execution_id = execution_of_signal(signal_id);
+	PGconn *db = harness_db();
+	char *error = harness_query_value(db, "SELECT error FROM executions WHERE id = $1", execution_id);
+	ck_assert_msg(strncmp(error, "time limit of 2 s exceeded in market_data_agent: ", 49) == 0, "error: %s", error);
+	char *timed_out = harness_query_value(db, "SELECT result->>'timed_out' FROM executions WHERE id = $1", execution_id);
+	ck_assert_str_eq(timed_out, "true");
+	char *duration = harness_query_value(db,
+					     "SELECT extract(epoch FROM finished_at - started_at) >= 1.9 FROM executions WHERE id = $1",
+					     execution_id);
+	ck_assert_str_eq(duration, "t");
+	/* Running over is not a failure that retrying mends. */
+	ck_assert_int_eq(log_lines("execution_retry_scheduled", execution_id), 0);
+	free(duration);
+	free(timed_out);
+	free(error);
+	PQfinish(db);
+	free(execution_id);
+	free(signal_id);
+	free(pipeline);
+	pid = worker_pid("worker-t");
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS));
+	start_worker("worker-a");
+}
+END_TEST
+
 /* ---- the stack ---- */
 
 static void stack_up(void)
@@ -552,10 +601,13 @@ static void stack_up(void)
 
 static void stack_down(void)
 {
-	const char *name = live_worker();
-	pid_t pid = worker_pid(name);
-	if (pid > 0)
-		kill(pid, SIGTERM);
+	/* Every worker daemon a test left running, worker-t of a failed time limit test too. */
+	const char *names[] = { "worker-a", "worker-b", "worker-t" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		pid_t pid = worker_pid(names[i]);
+		if (is_running_sigtrigd(pid))
+			kill(pid, SIGTERM);
+	}
 	sleep(1);
 	harness_down();
 }
@@ -573,6 +625,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(recovery, test_retryable_failure_is_retried_with_backoff_and_succeeds_once_the_data_is_there);
 	tcase_add_test(recovery, test_a_run_failing_after_its_last_retry_ends_failed_with_the_reason);
 	tcase_add_test(recovery, test_sigterm_lets_the_runs_in_hand_finish_and_takes_no_new_task);
+	tcase_add_test(recovery, test_a_run_over_its_time_limit_fails_with_a_timeout_error);
 	/* Last: it kills the first worker daemon and starts another. */
 	tcase_add_test(recovery, test_run_of_a_killed_worker_fails_when_its_lease_runs_out_and_the_pipeline_runs_again);
 	suite_add_tcase(suite, recovery);
