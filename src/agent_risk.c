@@ -13,6 +13,11 @@
  * The positions and credits come from PostgreSQL. Without a database (the
  * unit tests) the trades are checked against an empty portfolio and the
  * budget is not checked; the step's output says so.
+ *
+ * The portfolio is read without a lock: two runs of one user at the same
+ * time are each judged by the portfolio they found, and may together pass
+ * a limit that only one of them fits. The credits alone are checked again
+ * where they are spent, in order_manager's transaction.
  */
 #include <math.h>
 #include <stdio.h>

@@ -23,8 +23,10 @@ struct agent_context {
 	const struct pipeline *pipeline;
 	/*
 	 * The execution being run: order_manager records its orders and charge
-	 * under it, once. NULL (with no db, as in the unit tests): the orders are
-	 * filled in the run's result only.
+	 * under it, once; risk_manager judges a retried run without what its
+	 * earlier attempt recorded. NULL only without a database (the unit
+	 * tests): with one, order_manager refuses to record orders it could
+	 * not tell from a later attempt's.
 	 */
 	const char *execution_id;
 	/*
