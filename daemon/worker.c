@@ -660,6 +660,7 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 		struct agent_context context = {
 			.db = thread->db,
 			.pipeline = &run.pipeline,
+			.execution_id = run.execution_id,
 			.signals = call.signal_ids,
 			.state = json_object(),
 			.scope_ticker = run.claim_key[0] != '\0' ? run.claim_key : NULL,

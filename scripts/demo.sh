@@ -21,9 +21,16 @@ make -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 # that runs have bars to work on, and from two stocks that have none.
 SIGTRIG_GENERATOR_MOCK_TICKERS=${SIGTRIG_GENERATOR_MOCK_TICKERS:-DAX,SMI,CAC,FTSE,AAPL,MSFT} ./sigtrig up
 ./sigtrig bars load data/eu_stock_markets.csv
+# Every run pays its order_manager's execution_cost from the owner's
+# credits (1000 for a new user): a cent a run keeps the demo going for
+# days instead of the quarter of an hour that the default 1 credit lasts.
+nodes='{"nodes": [{"agent_type": "market_data_agent"}, {"agent_type": "bias_agent"},
+ {"agent_type": "strategy_agent"}, {"agent_type": "risk_manager"},
+ {"agent_type": "order_manager", "config": {"execution_cost": 0.01}}]}'
 if [ "$(./sigtrig pipelines list | wc -l)" -eq 0 ]; then
-	./sigtrig pipelines add --name "european indices" --ticker DAX --ticker SMI --ticker CAC --ticker FTSE >/dev/null
-	./sigtrig pipelines add --name "tech momentum" --ticker AAPL --ticker MSFT >/dev/null
+	./sigtrig pipelines add --name "european indices" --ticker DAX --ticker SMI --ticker CAC --ticker FTSE \
+		--config "$nodes" >/dev/null
+	./sigtrig pipelines add --name "tech momentum" --ticker AAPL --ticker MSFT --config "$nodes" >/dev/null
 fi
 ./sigtrig pipelines list
 echo

@@ -14,8 +14,12 @@ static const struct agent agent_table[] = {
 	  bias_agent_run },
 	{ "strategy_agent", "Turns each bias into a buy, sell or hold sized by order_value.",
 	  strategy_agent_run },
-	{ "risk_manager", "Approves or rejects each trade against max_order_value.", risk_manager_run },
-	{ "order_manager", "Fills the approved trades on paper at the last close.", order_manager_run },
+	{ "risk_manager",
+	  "Approves or rejects each trade against order, position and exposure limits and the budget.",
+	  risk_manager_run },
+	{ "order_manager",
+	  "Fills the approved trades on paper at the last close, records orders and positions, charges the run.",
+	  order_manager_run },
 };
 
 #define AGENT_COUNT (sizeof agent_table / sizeof agent_table[0])
@@ -55,6 +59,22 @@ int agent_config_number(const json_t *node_config, const char *key, double fallb
 		return -1;
 	}
 	*value = number;
+	return 0;
+}
+
+int agent_config_bool(const json_t *node_config, const char *key, bool fallback, bool *value, char *err,
+		      size_t errsize)
+{
+	const json_t *member = json_object_get(node_config, key);
+	if (member == NULL || json_is_null(member)) {
+		*value = fallback;
+		return 0;
+	}
+	if (!json_is_boolean(member)) {
+		snprintf(err, errsize, "config.%s: must be true or false", key);
+		return -1;
+	}
+	*value = json_is_true(member);
 	return 0;
 }
 

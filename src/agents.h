@@ -22,6 +22,14 @@ struct agent_context {
 	PGconn *db;                      /* NULL: an agent that needs the database fails */
 	const struct pipeline *pipeline;
 	/*
+	 * The execution being run: order_manager records its orders and charge
+	 * under it, once; risk_manager judges a retried run without what its
+	 * earlier attempt recorded. NULL only without a database (the unit
+	 * tests): with one, order_manager refuses to record orders it could
+	 * not tell from a later attempt's.
+	 */
+	const char *execution_id;
+	/*
 	 * Array of the triggering signals: ids (strings) for now, or signal
 	 * objects as signal_to_json() writes them, whose tickers' directions
 	 * the bias agent then takes into account.
@@ -82,6 +90,10 @@ int agents_run_pipeline(struct agent_context *context, json_t **result, char *er
 int agent_config_number(const json_t *node_config, const char *key, double fallback,
 			double minimum, double maximum, double *value, char *err, size_t errsize);
 
+/* Reads an optional boolean from a node's config, like agent_config_number(). */
+int agent_config_bool(const json_t *node_config, const char *key, bool fallback, bool *value, char *err,
+		      size_t errsize);
+
 /* A number, or JSON null for NAN (an SMA without enough bars). */
 json_t *agent_json_number(double value);
 /* Appends "; " and a formatted part to a step's decision text, ending it in "..." when full. */
@@ -138,9 +150,38 @@ int strategy_agent_run(struct agent_context *context, const json_t *node_config,
 		       char *err, size_t errsize);
 
 /* ---- risk_manager ---- */
-/* true when the intent may be traded; else reason says why not. A hold is always approved. */
-bool risk_manager_check(const struct trade_intent *intent, double max_order_value, char *reason,
-			size_t reasonsize);
+/* The limits, from the node's config; INFINITY where none is set. */
+struct risk_limits {
+	double max_order_value;       /* the order's value */
+	double max_position_value;    /* |quantity| * price of the ticker's position after the order */
+	double max_position_quantity; /* |quantity| of the ticker's position after the order */
+	double max_exposure;          /* the user's positions in every ticker, valued, after the order */
+	bool allow_short;             /* may a sell take the position below zero */
+};
+
+/* What the user holds, as far as one trade is concerned. */
+struct risk_holding {
+	double quantity;       /* of the trade's ticker before it; negative when short */
+	double other_exposure; /* sum of |quantity| * mark price over the user's other tickers */
+};
+
+/* Reads the limits from a node's config (defaults in sigtrig-pipelines(1)); -1 with err naming the key. */
+int risk_manager_read_limits(const json_t *node_config, struct risk_limits *limits, char *err,
+			     size_t errsize);
+/*
+ * true when the intent may be traded; else reason says which limit it
+ * breaks. A hold is always approved. A trade that only reduces the
+ * position is never refused by the position or exposure limits: they must
+ * not trap a user in a position they can no longer take.
+ */
+bool risk_manager_check(const struct trade_intent *intent, const struct risk_limits *limits,
+			const struct risk_holding *holding, char *reason, size_t reasonsize);
+/*
+ * true when the credits cover the execution_cost that order_manager will
+ * charge; an execution that was already charged (a retried run) passes.
+ */
+bool risk_manager_check_budget(double credits, double execution_cost, bool already_charged, char *reason,
+			       size_t reasonsize);
 int risk_manager_run(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		     char *err, size_t errsize);
 
@@ -152,6 +193,14 @@ struct paper_order {
 
 /* A paper fill of an approved buy/sell at its price; -1 for a hold or no price. */
 int order_manager_paper_fill(const struct trade_intent *intent, struct paper_order *order);
+/* The node's execution_cost (credits, default 1); -1 with err naming the key. */
+int order_manager_read_cost(const json_t *node_config, double *cost, char *err, size_t errsize);
+/*
+ * What a run of the pipeline will be charged: the execution_cost of its
+ * first order_manager node, 0 when it has none (nothing charges then).
+ */
+int order_manager_pipeline_cost(const struct pipeline *pipeline, double *cost, char *err,
+				size_t errsize);
 int order_manager_run(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		      char *err, size_t errsize);
 

@@ -132,6 +132,44 @@ static const struct migration migrations[] = {
 	  "DROP INDEX executions_unenqueued;"
 	  "CREATE INDEX executions_pending ON executions (created_at) WHERE status = 'PENDING';"
 	  "ALTER TABLE executions SET (fillfactor = 85);" },
+	{ 6, "paper orders, positions and the charge of each execution",
+	  /* What order_manager filled. One order per (execution, ticker): a run
+	   * retried or redelivered finds its order there and fills nothing twice.
+	   * The orders are the record of what moved a user's positions, so they
+	   * outlive a deleted pipeline or execution (which they then name no
+	   * more) rather than block its deletion. */
+	  "CREATE TABLE orders ("
+	  "  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+	  "  execution_id uuid REFERENCES executions(id) ON DELETE SET NULL,"
+	  "  pipeline_id uuid REFERENCES pipelines(id) ON DELETE SET NULL,"
+	  "  user_id uuid NOT NULL REFERENCES users(id),"
+	  "  ticker text NOT NULL,"
+	  "  side text NOT NULL CHECK (side IN ('buy', 'sell')),"
+	  "  quantity numeric(20,6) NOT NULL CHECK (quantity > 0),"
+	  "  price numeric(20,6) NOT NULL CHECK (price > 0),"
+	  "  value numeric(20,6) NOT NULL CHECK (value >= 0),"
+	  /* Paper fills are 'filled' at once; the others are for a broker that is not. */
+	  "  status text NOT NULL CHECK (status IN ('open', 'filled', 'cancelled')),"
+	  "  created_at timestamptz NOT NULL DEFAULT now(),"
+	  "  UNIQUE (execution_id, ticker));"
+	  "CREATE INDEX orders_by_user ON orders (user_id, created_at DESC);"
+	  /* Each user's holding per ticker; negative quantity is a short position. */
+	  "CREATE TABLE positions ("
+	  "  user_id uuid NOT NULL REFERENCES users(id),"
+	  "  ticker text NOT NULL,"
+	  "  quantity numeric(20,6) NOT NULL,"
+	  "  average_price numeric(20,6) NOT NULL CHECK (average_price >= 0),"
+	  "  updated_at timestamptz NOT NULL DEFAULT now(),"
+	  "  PRIMARY KEY (user_id, ticker));"
+	  /* The cost each execution paid, at most once: a retried run whose first
+	   * attempt committed finds its charge here and is not charged again,
+	   * whether or not it filled an order. It only guards its execution, and
+	   * goes with it. */
+	  "CREATE TABLE execution_charges ("
+	  "  execution_id uuid PRIMARY KEY REFERENCES executions(id) ON DELETE CASCADE,"
+	  "  user_id uuid NOT NULL REFERENCES users(id),"
+	  "  amount numeric(14,2) NOT NULL CHECK (amount >= 0),"
+	  "  charged_at timestamptz NOT NULL DEFAULT now());" },
 };
 
 const struct migration *migrations_list(size_t *count)
