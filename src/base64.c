@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -50,8 +51,8 @@ static int sextet_value(unsigned char c)
 	return -1;
 }
 
-int base64_decode(const char *text, size_t length, unsigned char **data, size_t *decoded_length,
-		  char *err, size_t errsize)
+static int decode_unwrapped(const char *text, size_t length, unsigned char **data, size_t *decoded_length,
+			    char *err, size_t errsize)
 {
 	*data = NULL;
 	*decoded_length = 0;
@@ -91,4 +92,26 @@ int base64_decode(const char *text, size_t length, unsigned char **data, size_t 
 	*data = out;
 	*decoded_length = written;
 	return 0;
+}
+
+int base64_decode(const char *text, size_t length, unsigned char **data, size_t *decoded_length,
+		  char *err, size_t errsize)
+{
+	if (memchr(text, '\n', length) == NULL && memchr(text, '\r', length) == NULL)
+		return decode_unwrapped(text, length, data, decoded_length, err, errsize);
+	/* MIME-style text wrapped in lines (Python's base64.encodebytes, at 76), which kombu decodes too. */
+	char *joined = malloc(length + 1);
+	if (joined == NULL) {
+		*data = NULL;
+		*decoded_length = 0;
+		snprintf(err, errsize, "out of memory");
+		return -1;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < length; i++)
+		if (text[i] != '\n' && text[i] != '\r')
+			joined[kept++] = text[i];
+	int status = decode_unwrapped(joined, kept, data, decoded_length, err, errsize);
+	free(joined);
+	return status;
 }

@@ -1,7 +1,9 @@
 /*
  * Standard base64 (RFC 4648 section 4, with '=' padding): the encoding of
  * a Celery envelope's body. The decoder is strict, so a corrupted body is
- * reported instead of being decoded into garbage.
+ * reported instead of being decoded into garbage; only line breaks are
+ * skipped, since MIME-style encoders wrap the text in lines and kombu
+ * reads it so.
  */
 #ifndef SIGTRIG_BASE64_H
 #define SIGTRIG_BASE64_H
@@ -14,7 +16,8 @@ char *base64_encode(const void *data, size_t length);
 /*
  * Decodes `length` characters of text. Fills *data (malloc'd, with a NUL
  * after the last byte so JSON text can be used as a string) and *decoded
- * length. Returns 0, or -1 with err naming the offending position.
+ * length. CR and LF anywhere are skipped. Returns 0, or -1 with err
+ * naming the offending position (counted without the line breaks).
  */
 int base64_decode(const char *text, size_t length, unsigned char **data, size_t *decoded_length,
 		  char *err, size_t errsize);

@@ -101,7 +101,7 @@ END_TEST
 
 START_TEST(test_base64_rejects_bad_text)
 {
-	static const char *const bad[] = { "Zg=", "Zm9v!A==", "Zg==Zm8=", "Z===", "Zm9vYmFy\n" };
+	static const char *const bad[] = { "Zg=", "Zm9v!A==", "Zg==Zm8=", "Z===", "Zm9vYmF\n", "Zm9v YmFy" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		unsigned char *decoded;
 		size_t length;
@@ -111,6 +111,33 @@ START_TEST(test_base64_rejects_bad_text)
 		ck_assert_ptr_null(decoded);
 		ck_assert(strstr(err, "base64") != NULL);
 	}
+}
+END_TEST
+
+/* Text wrapped in lines, as Python's base64.encodebytes() writes it: kombu decodes it, and so do we. */
+START_TEST(test_base64_skips_line_breaks_of_wrapped_text)
+{
+	unsigned char bytes[200];
+	for (size_t i = 0; i < sizeof bytes; i++)
+		bytes[i] = (unsigned char)(i * 7 + 3);
+	char *flat = base64_encode(bytes, sizeof bytes);
+	ck_assert_ptr_nonnull(flat);
+	static const char *const breaks[] = { "\n", "\r\n" };
+	for (size_t b = 0; b < 2; b++) {
+		char wrapped[512] = "";
+		for (size_t at = 0; at < strlen(flat); at += 76) {
+			strncat(wrapped, flat + at, 76);
+			strcat(wrapped, breaks[b]);
+		}
+		unsigned char *decoded;
+		size_t length;
+		char err[128];
+		ck_assert_msg(base64_decode(wrapped, strlen(wrapped), &decoded, &length, err, sizeof err) == 0, "%s", err);
+		ck_assert_uint_eq(length, sizeof bytes);
+		ck_assert_mem_eq(decoded, bytes, sizeof bytes);
+		free(decoded);
+	}
+	free(flat);
 }
 END_TEST
 
@@ -761,6 +788,7 @@ static Suite *celery_suite(void)
 	tcase_add_test(base64, test_base64_matches_rfc4648_vectors);
 	tcase_add_test(base64, test_base64_round_trips_every_byte);
 	tcase_add_test(base64, test_base64_rejects_bad_text);
+	tcase_add_test(base64, test_base64_skips_line_breaks_of_wrapped_text);
 	suite_add_tcase(suite, base64);
 	TCase *build = tcase_create("build");
 	tcase_add_test(build, test_envelope_body_is_args_kwargs_embed);
