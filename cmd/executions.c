@@ -20,7 +20,9 @@ static const struct option_spec list_options[] = {
 };
 static const struct option_spec show_options[] = { CLIENT_OPTIONS(client), OPTION_SPEC_END };
 static const struct command_usage list_usage = { "executions list", NULL, "List executions, newest first." };
-static const struct command_usage show_usage = { "executions show", "ID", "Show one execution with its result." };
+static const struct command_usage show_usage = {
+	"executions show", "ID", "Show one execution: the signals that woke it, each step, its orders and outcome."
+};
 
 static int executions_list(int argc, char **argv)
 {
@@ -63,6 +65,97 @@ static int executions_list(int argc, char **argv)
 	return 0;
 }
 
+static const char *text_of(const json_t *object, const char *key)
+{
+	const char *text = json_string_value(json_object_get(object, key));
+	return text != NULL ? text : "-";
+}
+
+static void print_signals(const json_t *execution)
+{
+	const json_t *signals = json_object_get(execution, "signals");
+	const json_t *ids = json_object_get(execution, "signal_ids");
+	if (json_array_size(ids) == 0)
+		return;
+	printf("signals\n");
+	size_t index;
+	const json_t *signal;
+	json_array_foreach(signals, index, signal) {
+		printf("  %s  %s/%s, consumed %s\n", text_of(signal, "signal_id"), text_of(signal, "source"),
+		       text_of(signal, "signal_type"), text_of(signal, "consumed_at"));
+		size_t at;
+		const json_t *ticker;
+		json_array_foreach(json_object_get(signal, "tickers"), at, ticker)
+			printf("    %-10s %-8s %g%s%s\n", text_of(ticker, "ticker"), text_of(ticker, "signal"),
+			       json_number_value(json_object_get(ticker, "confidence")),
+			       json_is_string(json_object_get(ticker, "reasoning")) ? "  " : "",
+			       json_is_string(json_object_get(ticker, "reasoning")) ? text_of(ticker, "reasoning") : "");
+	}
+	/* A signal id with no record: sent by a client that named it, never consumed by a dispatcher. */
+	json_array_foreach(ids, index, signal) {
+		bool recorded = false;
+		size_t at;
+		const json_t *known;
+		json_array_foreach(signals, at, known)
+			recorded = recorded || strcmp(text_of(known, "signal_id"), json_string_value(signal)) == 0;
+		if (!recorded)
+			printf("  %s  (no record of it)\n", json_string_value(signal));
+	}
+}
+
+static void print_steps(const json_t *result)
+{
+	const json_t *steps = json_object_get(result, "steps");
+	if (json_array_size(steps) == 0)
+		return;
+	printf("steps\n");
+	size_t index;
+	const json_t *step;
+	json_array_foreach(steps, index, step) {
+		const char *decision = json_string_value(json_object_get(step, "decision"));
+		const char *error = json_string_value(json_object_get(step, "error"));
+		printf("  %zu %-18s %-9s %5lld ms  %s\n", index + 1, text_of(step, "agent_type"), text_of(step, "status"),
+		       (long long)json_integer_value(json_object_get(step, "duration_ms")),
+		       error != NULL ? error : decision != NULL ? decision : "");
+	}
+}
+
+static void print_orders(const json_t *result)
+{
+	const json_t *orders = json_object_get(result, "orders");
+	if (json_array_size(orders) == 0)
+		return;
+	printf("orders\n");
+	size_t index;
+	const json_t *order;
+	json_array_foreach(orders, index, order)
+		printf("  %-10s %-4s %g @ %g = %.2f %s\n", text_of(order, "ticker"), text_of(order, "side"),
+		       json_number_value(json_object_get(order, "quantity")),
+		       json_number_value(json_object_get(order, "price")),
+		       json_number_value(json_object_get(order, "value")), text_of(order, "status"));
+}
+
+/* The story of one run, for people: what woke it, each step's decision, what it traded, how it ended. */
+static void print_execution(const json_t *execution)
+{
+	const json_t *result = json_object_get(execution, "result");
+	printf("execution %s  %s\n", text_of(execution, "id"), text_of(execution, "status"));
+	printf("  pipeline  %s (%s)\n", text_of(execution, "pipeline_name"), text_of(execution, "pipeline_id"));
+	printf("  trigger   %s, task %s", text_of(execution, "triggered_by"), text_of(execution, "task_id"));
+	if (json_integer_value(json_object_get(result, "retries")) > 0)
+		printf(", after %lld retries", (long long)json_integer_value(json_object_get(result, "retries")));
+	printf("\n  created   %s\n", text_of(execution, "created_at"));
+	if (json_is_string(json_object_get(execution, "started_at")))
+		printf("  started   %s\n", text_of(execution, "started_at"));
+	if (json_is_string(json_object_get(execution, "finished_at")))
+		printf("  finished  %s\n", text_of(execution, "finished_at"));
+	print_signals(execution);
+	print_steps(result);
+	print_orders(result);
+	if (json_is_string(json_object_get(execution, "error")))
+		printf("error\n  %s\n", text_of(execution, "error"));
+}
+
 static int executions_show(int argc, char **argv)
 {
 	int operands = 0;
@@ -78,7 +171,10 @@ static int executions_show(int argc, char **argv)
 	json_t *response = client_call("executions show", &client, request);
 	if (response == NULL)
 		return 1;
-	client_print_json(json_object_get(response, "execution"));
+	if (client.json)
+		client_print_json(json_object_get(response, "execution"));
+	else
+		print_execution(json_object_get(response, "execution"));
 	json_decref(response);
 	return 0;
 }

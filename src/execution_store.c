@@ -263,6 +263,13 @@ json_t *execution_store_list(PGconn *conn, const char *pipeline_id, const char *
 
 json_t *execution_store_show(PGconn *conn, const char *id, char *err, size_t errsize)
 {
-	return db_query_row_by_id(conn, "SELECT " EXECUTION_COLUMNS EXECUTION_FROM "WHERE e.id = $1::uuid",
+	/* With the signals that woke it, as consumed: the start of the run's story. */
+	return db_query_row_by_id(conn,
+				  "SELECT " EXECUTION_COLUMNS ","
+				  " (SELECT coalesce(jsonb_agg(jsonb_build_object('signal_id', s.signal_id, 'source', s.source,"
+				  "   'signal_type', s.signal_type, 'consumed_at', s.consumed_at, 'tickers', s.body->'tickers')"
+				  "   ORDER BY s.consumed_at), '[]'::jsonb)"
+				  "  FROM signals s WHERE s.signal_id = ANY(e.signal_ids)) AS signals"
+				  EXECUTION_FROM "WHERE e.id = $1::uuid",
 				  "execution", id, err, errsize);
 }

@@ -60,7 +60,31 @@ START_TEST(test_injected_signal_runs_pipeline_to_success_with_result_in_redis)
 	ck_assert_int_eq(status, 0);
 	ck_assert_str_eq(json_string_value(json_object_get(shown, "status")), "SUCCEEDED");
 	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(shown, "signal_ids"), 0)), signal_id);
+	/* The signal as consumed, in the execution: what woke it. */
+	const json_t *woke = json_array_get(json_object_get(shown, "signals"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(woke, "signal_id")), signal_id);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(woke, "tickers"), 0), "ticker")),
+			 "AAPL");
 	json_decref(shown);
+	/* For people: the signal and its ticker, then every step with its decision. */
+	snprintf(args, sizeof args, "executions show %s", execution_id);
+	char *story = NULL;
+	ck_assert_int_eq(harness_sigtrig(args, NULL, &story, NULL), 0);
+	char expected[256];
+	snprintf(expected, sizeof expected, "execution %s  SUCCEEDED\n", execution_id);
+	ck_assert_msg(strncmp(story, expected, strlen(expected)) == 0, "%s", story);
+	snprintf(expected, sizeof expected, "signals\n  %s  ", signal_id);
+	ck_assert_msg(strstr(story, expected) != NULL, "%s", story);
+	ck_assert_msg(strstr(story, "    AAPL       BULLISH  90") != NULL, "%s", story);
+	const char *agents[] = { "1 market_data_agent  completed", "2 bias_agent         completed",
+				 "3 strategy_agent     completed", "4 risk_manager", "5 order_manager" };
+	const char *previous = story;
+	for (size_t i = 0; i < sizeof agents / sizeof agents[0]; i++) {
+		const char *found = strstr(previous, agents[i]);
+		ck_assert_msg(found != NULL, "no step '%s' after the ones before in:\n%s", agents[i], story);
+		previous = found;
+	}
+	free(story);
 	free(execution_id);
 	free(steps);
 	free(task_id);
