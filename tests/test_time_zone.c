@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "time_zone.h"
 
@@ -79,6 +80,45 @@ START_TEST(test_unknown_zone_or_other_file_is_a_clear_error)
 	ck_assert_msg(strstr(err, "unknown time zone 'Europe'") != NULL, "%s", err);
 	ck_assert_ptr_null(time_zone_load("zone.tab", err, sizeof err));
 	ck_assert_msg(strstr(err, "not a valid zone file") != NULL, "%s", err);
+}
+END_TEST
+
+/* Every truncation of a real zone file, in a zone directory of the test's own, is refused cleanly. */
+START_TEST(test_truncated_zone_file_is_refused)
+{
+	FILE *source = fopen("/usr/share/zoneinfo/Europe/Berlin", "rb");
+	ck_assert_ptr_nonnull(source);
+	static unsigned char bytes[65536];
+	size_t size = fread(bytes, 1, sizeof bytes, source);
+	fclose(source);
+	ck_assert_uint_gt(size, 44);
+	char directory[] = "/tmp/sigtrig-test-zoneinfo-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(directory));
+	char path[128];
+	snprintf(path, sizeof path, "%s/Cut", directory);
+	const char *saved = getenv("TZDIR");
+	char *copy = saved != NULL ? strdup(saved) : NULL;
+	setenv("TZDIR", directory, 1);
+	for (size_t length = 0; length <= size; length++) {
+		FILE *cut = fopen(path, "wb");
+		ck_assert_ptr_nonnull(cut);
+		ck_assert_uint_eq(fwrite(bytes, 1, length, cut), length);
+		fclose(cut);
+		char err[512];
+		struct time_zone *zone = time_zone_load("Cut", err, sizeof err);
+		if (length < size)
+			ck_assert_msg(zone == NULL, "%zu of %zu bytes loaded", length, size);
+		else
+			ck_assert_msg(zone != NULL && time_zone_offset_at(zone, 1719835200) == 7200, "%s", err);
+		time_zone_free(zone);
+	}
+	unlink(path);
+	rmdir(directory);
+	if (copy != NULL)
+		setenv("TZDIR", copy, 1);
+	else
+		unsetenv("TZDIR");
+	free(copy);
 }
 END_TEST
 
@@ -184,6 +224,7 @@ static Suite *time_zone_suite(void)
 	tcase_add_loop_test(names, test_malformed_or_escaping_names_are_refused, 0,
 			    (int)(sizeof bad_names / sizeof bad_names[0]));
 	tcase_add_test(names, test_unknown_zone_or_other_file_is_a_clear_error);
+	tcase_add_test(names, test_truncated_zone_file_is_refused);
 	suite_add_tcase(suite, names);
 
 	TCase *offsets = tcase_create("offsets");
