@@ -20,7 +20,9 @@
 #include "pipeline_store.h"
 #include "protocol.h"
 #include "redis_client.h"
+#include "schedule.h"
 #include "signal_store.h"
+#include "time_zone.h"
 #include "timeutil.h"
 #include "trace.h"
 
@@ -247,6 +249,30 @@ static json_t *require_id(const json_t *request, const char **id)
 	return *id == NULL ? protocol_error("\"id\" is required") : NULL;
 }
 
+/*
+ * A periodic pipeline's schedule as the scheduler reads it: its time zone
+ * and the next slot from now (UTC). Left out when it has no valid one.
+ */
+static void add_schedule(json_t *pipeline, const char *default_zone)
+{
+	const char *mode = json_string_value(json_object_get(pipeline, "trigger_mode"));
+	struct schedule_trigger trigger;
+	char err[512];
+	if (mode == NULL || strcmp(mode, "periodic") != 0 ||
+	    schedule_trigger_parse(json_object_get(pipeline, "config"), &trigger, err, sizeof err) != 0)
+		return;
+	struct time_zone *zone = time_zone_load(trigger.time_zone[0] != '\0' ? trigger.time_zone : default_zone, err,
+						sizeof err);
+	if (zone == NULL)
+		return;
+	struct schedule schedule = { trigger.interval_seconds, trigger.start_minute, zone };
+	char next[40];
+	time_format_iso8601((double)schedule_next_slot(&schedule, (int64_t)time_now_seconds()), next, sizeof next);
+	json_object_set_new(pipeline, "schedule",
+			    json_pack("{s:s, s:s}", "time_zone", time_zone_name(zone), "next_slot", next));
+	time_zone_free(zone);
+}
+
 static json_t *handle_pipelines_show(struct control_context *context, const json_t *request)
 {
 	const char *id;
@@ -254,7 +280,10 @@ static json_t *handle_pipelines_show(struct control_context *context, const json
 	if (missing != NULL)
 		return missing;
 	WITH_DB(context, err, db);
-	return wrap("pipeline", pipeline_store_show(db, id, err, sizeof err), err);
+	json_t *pipeline = pipeline_store_show(db, id, err, sizeof err);
+	if (pipeline != NULL)
+		add_schedule(pipeline, context->daemon->config.scheduler_time_zone);
+	return wrap("pipeline", pipeline, err);
 }
 
 static json_t *set_active(struct control_context *context, const json_t *request, bool active)

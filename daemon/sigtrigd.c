@@ -24,6 +24,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics_http.h"
+#include "time_zone.h"
 #include "timeutil.h"
 #include "trace_relay.h"
 
@@ -270,6 +271,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level((enum log_level)level);
+	/* Checked here, whatever the roles, so a typo fails at once and not when a scheduler starts. */
+	struct time_zone *zone = time_zone_load(daemon.config.scheduler_time_zone, err, sizeof err);
+	if (zone == NULL) {
+		fprintf(stderr, "sigtrigd: scheduler.time_zone: %s\n", err);
+		return 1;
+	}
+	time_zone_free(zone);
 
 	if (migrate_only) {
 		if (run_migrations(&daemon.config, err, sizeof err) != 0) {

@@ -13,7 +13,7 @@ packages="
 	libncurses-dev libreadline-dev check
 	postgresql redis-server kcat
 	python3-celery python3-redis
-	socat man-db procps
+	socat man-db procps tzdata
 "
 
 if [ "$(id -u)" -ne 0 ]; then

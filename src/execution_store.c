@@ -10,60 +10,8 @@
 #define EXECUTION_COLUMNS                                                                     \
 	"e.id, e.pipeline_id, p.name AS pipeline_name, e.status, e.triggered_by,"           \
 	" to_jsonb(e.signal_ids) AS signal_ids, e.task_id, e.created_at, e.started_at,"     \
-	" e.finished_at, e.result, e.error"
+	" e.finished_at, e.result, e.error, e.schedule_slot"
 #define EXECUTION_FROM " FROM executions e JOIN pipelines p ON p.id = e.pipeline_id "
-
-int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t count, char *err,
-			  size_t errsize)
-{
-	if (count == 0)
-		return 0;
-	json_t *batch = json_array();
-	for (size_t i = 0; i < count; i++) {
-		uuid_t id;
-		uuid_generate_random(id);
-		uuid_unparse_lower(id, claims[i].execution_id);
-		claims[i].claimed = false;
-		json_array_append_new(batch, json_pack("{s:s, s:s, s:s, s:O, s:s}", "execution_id",
-						       claims[i].execution_id, "pipeline_id",
-						       claims[i].pipeline_id, "task_id", claims[i].task_id,
-						       "signal_ids", claims[i].signal_ids, "triggered_by",
-						       claims[i].triggered_by != NULL ? claims[i].triggered_by
-										      : "signal"));
-	}
-	char *batch_text = json_dumps(batch, JSON_COMPACT);
-	json_decref(batch);
-	const char *values[] = { batch_text };
-	/*
-	 * One statement for the whole batch. The partial unique index makes a
-	 * pipeline that already has a PENDING/RUNNING execution a conflict, so it
-	 * is skipped atomically even with several dispatchers; a pipeline deleted
-	 * or disabled since the cache was loaded is skipped by the join.
-	 */
-	PGresult *result = db_query(
-		conn,
-		"INSERT INTO executions (id, pipeline_id, status, signal_ids, task_id, triggered_by)"
-		" SELECT (c->>'execution_id')::uuid, p.id, 'PENDING',"
-		"        ARRAY(SELECT jsonb_array_elements_text(c->'signal_ids')), c->>'task_id',"
-		"        c->>'triggered_by'"
-		" FROM jsonb_array_elements($1::jsonb) AS c"
-		" JOIN pipelines p ON p.id = (c->>'pipeline_id')::uuid AND p.is_active"
-		" ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
-		" DO NOTHING"
-		" RETURNING id",
-		1, values, err, errsize);
-	free(batch_text);
-	if (result == NULL)
-		return -1;
-	for (int row = 0; row < PQntuples(result); row++) {
-		const char *id = PQgetvalue(result, row, 0);
-		for (size_t i = 0; i < count; i++)
-			if (strcmp(claims[i].execution_id, id) == 0)
-				claims[i].claimed = true;
-	}
-	PQclear(result);
-	return 0;
-}
 
 int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struct execution_claim *claims,
 				      size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,

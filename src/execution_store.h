@@ -20,7 +20,6 @@
 /* One pipeline the dispatcher wants to start, and the signals that woke it. */
 struct execution_claim {
 	const char *pipeline_id;
-	const char *triggered_by;         /* "signal" (NULL) or "schedule" */
 	json_t *signal_ids;               /* array of strings, borrowed (see decide_batch_receive) */
 	char execution_id[EXECUTION_ID_LENGTH + 1]; /* filled when claimed */
 	char task_id[EXECUTION_ID_LENGTH + 1];      /* filled by the caller before the claim */
@@ -30,14 +29,6 @@ struct execution_claim {
 	bool claimed;                     /* false: the pipeline already had a live execution */
 	char reason[32];                  /* why not claimed: already_running, inactive, unauthorized, no_budget, cooldown */
 };
-
-/*
- * Claims every pipeline of the batch in one statement: inserts a PENDING
- * execution for each that has no PENDING/RUNNING one, and marks the rest
- * unclaimed. Returns 0, or -1 with err filled (nothing claimed).
- */
-int execution_store_claim(PGconn *conn, struct execution_claim *claims, size_t count, char *err,
-			  size_t errsize);
 
 /*
  * Decides a dispatcher batch in one statement, so that the decisions are

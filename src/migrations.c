@@ -170,6 +170,18 @@ static const struct migration migrations[] = {
 	  "  user_id uuid NOT NULL REFERENCES users(id),"
 	  "  amount numeric(14,2) NOT NULL CHECK (amount >= 0),"
 	  "  charged_at timestamptz NOT NULL DEFAULT now());" },
+	{ 7, "schedule slots of periodic pipelines",
+	  /* One row per slot a scheduler decided, fired or skipped: its key is
+	   * what lets a single scheduler, of any number, decide each slot once. */
+	  "CREATE TABLE schedule_slots ("
+	  "  pipeline_id uuid NOT NULL REFERENCES pipelines(id) ON DELETE CASCADE,"
+	  "  slot_at timestamptz NOT NULL,"
+	  "  decided_at timestamptz NOT NULL DEFAULT now(),"
+	  "  PRIMARY KEY (pipeline_id, slot_at));"
+	  /* The slot an execution was fired for; never two executions for one slot. */
+	  "ALTER TABLE executions ADD COLUMN schedule_slot timestamptz;"
+	  "CREATE UNIQUE INDEX executions_one_per_schedule_slot ON executions (pipeline_id, schedule_slot)"
+	  "  WHERE schedule_slot IS NOT NULL;" },
 };
 
 const struct migration *migrations_list(size_t *count)

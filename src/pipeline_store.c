@@ -9,6 +9,7 @@
 #include "db.h"
 #include "schedule.h"
 #include "signal.h"
+#include "time_zone.h"
 
 /* Columns every read returns, tickers as a JSON array so no text[] parsing is needed. */
 #define PIPELINE_COLUMNS                                                                          \
@@ -159,6 +160,24 @@ static int validate_nodes(json_t *config, char *err, size_t errsize)
 	return 0;
 }
 
+/* A periodic pipeline's time_trigger node, down to its time zone being one the scheduler can load. */
+static int validate_trigger(const json_t *config, char *err, size_t errsize)
+{
+	struct schedule_trigger trigger;
+	if (schedule_trigger_parse(config, &trigger, err, errsize) != 0)
+		return -1;
+	if (trigger.time_zone[0] == '\0')
+		return 0;
+	char reason[512];
+	struct time_zone *zone = time_zone_load(trigger.time_zone, reason, sizeof reason);
+	if (zone == NULL) {
+		snprintf(err, errsize, "config.nodes[%zu].config.time_zone: %s", trigger.node_index, reason);
+		return -1;
+	}
+	time_zone_free(zone);
+	return 0;
+}
+
 static char *tickers_literal(const json_t *tickers, const char *mode, char *err, size_t errsize)
 {
 	if (tickers == NULL)
@@ -267,11 +286,8 @@ json_t *pipeline_store_add(PGconn *conn, const json_t *definition, char *err, si
 	enum pipeline_claim_scope scope;
 	if (pipeline_claim_scope_parse(config, &scope, err, errsize) != 0)
 		goto done;
-	if (strcmp(mode, "periodic") == 0 && schedule_pipeline_interval(config) < 0) {
-		snprintf(err, errsize, "config.nodes: a periodic pipeline needs a time_trigger node whose "
-				       "config has an interval such as \"5m\", \"1h\" or \"1d\"");
+	if (strcmp(mode, "periodic") == 0 && validate_trigger(config, err, errsize) != 0)
 		goto done;
-	}
 	tickers = tickers_literal(json_object_get(definition, "scanner_tickers"), mode, err, errsize);
 	if (tickers == NULL)
 		goto done;

@@ -1,0 +1,48 @@
+#include "execution_store_slot.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <uuid/uuid.h>
+
+#include "db.h"
+
+int execution_store_claim_slot(PGconn *conn, struct slot_claim *claim, char *err, size_t errsize)
+{
+	uuid_t id;
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, claim->execution_id);
+	char slot_text[32];
+	snprintf(slot_text, sizeof slot_text, "%" PRId64, claim->slot);
+	const char *values[] = { claim->pipeline_id, slot_text, claim->execution_id, claim->task_id };
+	/*
+	 * The slot's row is inserted first, and the execution only from what
+	 * that insert returned: a second scheduler deciding the same slot waits
+	 * on the row's key, then inserts neither. The execution's insert gives
+	 * way to a live execution of the pipeline (the one-live index): the
+	 * slot then stays recorded, without an execution, as skipped.
+	 */
+	PGresult *result = db_query(
+		conn,
+		"WITH slot AS ("
+		"  INSERT INTO schedule_slots (pipeline_id, slot_at)"
+		"  SELECT p.id, to_timestamp($2::float8) FROM pipelines p"
+		"  WHERE p.id = $1::uuid AND p.is_active AND p.trigger_mode = 'periodic'"
+		"  ON CONFLICT DO NOTHING RETURNING pipeline_id, slot_at),"
+		" claimed AS ("
+		"  INSERT INTO executions (id, pipeline_id, status, task_id, triggered_by, schedule_slot)"
+		"  SELECT $3::uuid, pipeline_id, 'PENDING', $4, 'schedule', slot_at FROM slot"
+		"  ON CONFLICT DO NOTHING RETURNING id)"
+		" SELECT (SELECT count(*) FROM slot), (SELECT count(*) FROM claimed)",
+		4, values, err, errsize);
+	if (result == NULL)
+		return -1;
+	bool decided = PQgetvalue(result, 0, 0)[0] != '0';
+	bool fired = PQgetvalue(result, 0, 1)[0] != '0';
+	PQclear(result);
+	claim->outcome = fired ? SLOT_FIRED : decided ? SLOT_SKIPPED : SLOT_TAKEN;
+	if (!fired)
+		claim->execution_id[0] = '\0';
+	return 0;
+}
