@@ -103,8 +103,11 @@ static void scheduler_enqueue(const struct slot_claim *claim)
 	uuid_t tag;
 	uuid_generate_random(tag);
 	uuid_unparse_lower(tag, delivery_tag);
-	struct celery_message message = { CELERY_TASK_EXECUTE_PIPELINE, claim->task_id, delivery_tag,
-					  scheduler.daemon->config.redis_queue, NULL, kwargs };
+	struct celery_message message = { .task_name = CELERY_TASK_EXECUTE_PIPELINE,
+					  .task_id = claim->task_id,
+					  .delivery_tag = delivery_tag,
+					  .queue = scheduler.daemon->config.redis_queue,
+					  .kwargs = kwargs };
 	char *envelope = celery_envelope_build(&message, err, sizeof err);
 	json_decref(kwargs);
 	json_decref(no_signals);

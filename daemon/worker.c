@@ -24,6 +24,7 @@
 #include "agents.h"
 #include "celery.h"
 #include "celery_broker.h"
+#include "celery_canvas.h"
 #include "daemon.h"
 #include "db.h"
 #include "execution_store.h"
@@ -848,6 +849,51 @@ static double task_eta_ahead(const struct celery_task *task)
 }
 
 /*
+ * The tasks a finished one sends on, as a stock worker does: its chain's
+ * next task and its link callbacks after a success, its errbacks after a
+ * failure. Sent before the task is acknowledged: a worker that dies in
+ * between leaves the task to come back, and its execution, already
+ * finished, makes it a duplicate that sends nothing again.
+ */
+static void send_follow_ups(struct worker_thread *thread, const struct celery_task *task,
+			    const struct task_outcome *outcome)
+{
+	bool succeeded = outcome->status != NULL && strcmp(outcome->status, "SUCCESS") == 0;
+	bool failed = outcome->status != NULL && strcmp(outcome->status, "FAILURE") == 0;
+	if (!succeeded && !failed)
+		return;
+	struct celery_follow_ups ups;
+	char err[512];
+	if (celery_follow_ups_build(task, succeeded, outcome->result, worker.daemon->config.redis_queue, &ups, err,
+				    sizeof err) != 0) {
+		log_msg(LOG_WARN, "task_follow_ups_failed", "task %s: its callbacks cannot be sent: %s",
+			task->task_id, err);
+		return;
+	}
+	if (ups.note[0] != '\0')
+		log_msg(LOG_WARN, "task_follow_ups_skipped", "task %s: not sent: %s", task->task_id, ups.note);
+	for (size_t i = 0; i < ups.count; i++) {
+		struct celery_follow_up *up = &ups.items[i];
+		int attempt = 0;
+		bool sent = false;
+		while (!sent) {
+			sent = worker_ensure_redis(&thread->redis) &&
+			       task_queue_push(&thread->redis, worker.daemon->config.redis_url, up->queue, &up->envelope,
+					       1, err, sizeof err) == 0;
+			if (!sent && !worker_backoff(&attempt))
+				break;
+		}
+		if (sent)
+			log_msg(LOG_INFO, "task_follow_up_sent", "task %s sent on %s[%s] to %s", task->task_id,
+				up->task_name, up->task_id, up->queue);
+		else
+			log_msg(LOG_WARN, "task_follow_up_lost", "task %s: stopping before %s[%s] could be sent: %s",
+				task->task_id, up->task_name, up->task_id, err);
+	}
+	celery_follow_ups_free(&ups);
+}
+
+/*
  * Runs one taken task to its reply. Returns true when the task was held
  * for its eta instead: the hold owns *taken then.
  */
@@ -860,7 +906,8 @@ static bool handle_task(struct worker_thread *thread, struct celery_taken *taken
 	struct task_reply reply = { .delivery_tag = taken->delivery_tag };
 	atomic_fetch_add(&worker.busy, 1);
 	metrics_add(METRIC_workers_busy, 1);
-	if (celery_envelope_parse(taken->text, taken->length, &task, err, sizeof err) != 0) {
+	bool parsed = celery_envelope_parse(taken->text, taken->length, &task, err, sizeof err) == 0;
+	if (!parsed) {
 		/* A stock worker dies on most of these; record it and carry on. */
 		atomic_fetch_add(&worker.tasks_rejected, 1);
 		metrics_add(METRIC_tasks_rejected_total, 1);
@@ -903,6 +950,9 @@ static bool handle_task(struct worker_thread *thread, struct celery_taken *taken
 			goto done;
 		}
 	}
+	/* A message that did not parse has no callbacks one could trust. */
+	if (parsed)
+		send_follow_ups(thread, &task, &outcome);
 	reply.result_json = outcome_result_json(reply.task_id, &outcome);
 	deliver_reply(thread, &reply);
 	atomic_fetch_add(&worker.tasks_run, 1);

@@ -206,13 +206,14 @@ static json_t *build_headers(const struct celery_message *message, const json_t 
 	json_t *headers = NULL;
 	if (args_repr != NULL && kwargs_repr != NULL)
 		/* The order and the nulls are Python's, so monitoring tools show the same thing. */
-		headers = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:n, s:i, s:[n,n], s:s, s:n,"
+		headers = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:n, s:i, s:[n,n], s:s, s:s?,"
 				    " s:s, s:s, s:s, s:b}",
 				    "lang", "py", "task", message->task_name, "id", message->task_id,
 				    "shadow", "eta", "expires", "group", "group_index", "retries", 0,
-				    "timelimit", "root_id", message->task_id, "parent_id",
-				    "argsrepr", args_repr, "kwargsrepr", kwargs_repr, "origin", origin,
-				    "ignore_result", 0);
+				    "timelimit", "root_id",
+				    message->root_id != NULL ? message->root_id : message->task_id, "parent_id",
+				    message->parent_id, "argsrepr", args_repr, "kwargsrepr", kwargs_repr, "origin",
+				    origin, "ignore_result", 0);
 	free(args_repr);
 	free(kwargs_repr);
 	return headers;
@@ -261,7 +262,7 @@ char *celery_envelope_build(const struct celery_message *message, char *err, siz
 		snprintf(err, errsize, "celery message: kwargs must be an object");
 	} else {
 		json_t *headers = build_headers(message, args, kwargs);
-		char *body = encode_body(args, kwargs, NULL);
+		char *body = encode_body(args, kwargs, message->embed);
 		json_t *envelope = NULL;
 		if (headers != NULL && body != NULL)
 			envelope = json_pack(
@@ -269,7 +270,8 @@ char *celery_envelope_build(const struct celery_message *message, char *err, siz
 				"body", body, "content-encoding", "utf-8", "content-type",
 				"application/json", "headers", headers, "properties", "correlation_id",
 				message->task_id, "reply_to", "", "delivery_mode", 2, "delivery_info",
-				"exchange", "", "routing_key", message->queue, "priority", 0,
+				"exchange", "", "routing_key", message->queue, "priority",
+				message->priority < 0 ? 0 : message->priority > 9 ? 9 : message->priority,
 				"body_encoding", "base64", "delivery_tag", message->delivery_tag);
 		else
 			json_decref(headers);

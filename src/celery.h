@@ -25,6 +25,11 @@ struct celery_message {
 	const char *queue;        /* the Redis list, also delivery_info.routing_key */
 	const json_t *args;       /* array, NULL for [] */
 	const json_t *kwargs;     /* object, NULL for {} */
+	/* A task sent on by another (a callback, the next of a chain); NULL for a first task. */
+	const char *root_id;      /* NULL: the task's own id */
+	const char *parent_id;    /* NULL: null */
+	const json_t *embed;      /* {callbacks, errbacks, chain, chord}; NULL: all null */
+	int priority;             /* 0-9 */
 };
 
 /*

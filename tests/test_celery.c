@@ -5,6 +5,7 @@
 
 #include "base64.h"
 #include "celery.h"
+#include "celery_canvas.h"
 #include "task_hold.h"
 #include "task_retry.h"
 #include "timeutil.h"
@@ -622,6 +623,180 @@ START_TEST(test_retries_header_is_read_with_defaults)
 }
 END_TEST
 
+/* ---- callbacks, errbacks, chains ---- */
+
+/* A parsed task whose embed is `embed_json`, root_id "r0", id "t1", priority 4. */
+static void canvas_task(struct celery_task *task, const char *embed_json)
+{
+	json_t *kwargs = sample_kwargs();
+	json_t *embed = json_loads(embed_json, 0, NULL);
+	ck_assert_ptr_nonnull(embed);
+	struct celery_message message = { .task_name = CELERY_TASK_EXECUTE_PIPELINE, .task_id = "t1",
+					  .delivery_tag = "d1", .queue = "celery", .kwargs = kwargs,
+					  .root_id = "r0", .embed = embed, .priority = 4 };
+	char err[256];
+	char *text = celery_envelope_build(&message, err, sizeof err);
+	ck_assert_msg(text != NULL, "%s", err);
+	ck_assert_int_eq(celery_envelope_parse(text, strlen(text), task, err, sizeof err), 0);
+	free(text);
+	json_decref(embed);
+	json_decref(kwargs);
+}
+
+static void parse_follow_up(const struct celery_follow_up *up, struct celery_task *task)
+{
+	char err[256];
+	ck_assert_msg(celery_envelope_parse(up->envelope, strlen(up->envelope), task, err, sizeof err) == 0, "%s", err);
+}
+
+static const char *header_of(const struct celery_task *task, const char *name)
+{
+	return json_string_value(json_object_get(json_object_get(task->envelope, "headers"), name));
+}
+
+START_TEST(test_chain_sends_its_next_task_with_the_result_and_the_rest)
+{
+	struct celery_task task;
+	canvas_task(&task, "{\"callbacks\": null, \"errbacks\": null, \"chord\": null, \"chain\": ["
+			   "{\"task\": \"c\", \"args\": [], \"kwargs\": {}, \"options\": {\"task_id\": \"id-c\"},"
+			   " \"subtask_type\": null, \"immutable\": false},"
+			   "{\"task\": \"b\", \"args\": [7], \"kwargs\": {\"k\": 1},"
+			   " \"options\": {\"task_id\": \"id-b\", \"queue\": \"python\"}, \"subtask_type\": null}]}");
+	json_t *retval = json_pack("{s:s}", "status", "SUCCEEDED");
+	struct celery_follow_ups ups;
+	char err[256];
+	ck_assert_int_eq(celery_follow_ups_build(&task, true, retval, "celery", &ups, err, sizeof err), 0);
+	ck_assert_uint_eq(ups.count, 1);
+	ck_assert_str_eq(ups.note, "");
+	/* Priority 4 of the parent goes to kombu's list of step 3. */
+	ck_assert_str_eq(ups.items[0].queue, "python\x06\x16" "3");
+	struct celery_task next;
+	parse_follow_up(&ups.items[0], &next);
+	ck_assert_str_eq(next.task_name, "b");
+	ck_assert_str_eq(next.task_id, "id-b");
+	ck_assert_str_eq(header_of(&next, "root_id"), "r0");
+	ck_assert_str_eq(header_of(&next, "parent_id"), "t1");
+	ck_assert_str_eq(next.routing_key, "python");
+	/* The result first, then the signature's own args. */
+	ck_assert_uint_eq(json_array_size(next.args), 2);
+	ck_assert(json_equal(json_array_get(next.args, 0), retval));
+	ck_assert_int_eq(json_integer_value(json_array_get(next.args, 1)), 7);
+	ck_assert_int_eq(json_integer_value(json_object_get(next.kwargs, "k")), 1);
+	/* It carries the rest of the chain. */
+	const json_t *rest = json_object_get(next.embed, "chain");
+	ck_assert_uint_eq(json_array_size(rest), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rest, 0), "task")), "c");
+	/* ...and the next one, when b succeeds, is c with b's result: the chain walks to its end. */
+	struct celery_follow_ups after;
+	json_t *b_result = json_integer(42);
+	ck_assert_int_eq(celery_follow_ups_build(&next, true, b_result, "celery", &after, err, sizeof err), 0);
+	ck_assert_uint_eq(after.count, 1);
+	struct celery_task last;
+	parse_follow_up(&after.items[0], &last);
+	ck_assert_str_eq(last.task_id, "id-c");
+	ck_assert_int_eq(json_integer_value(json_array_get(last.args, 0)), 42);
+	ck_assert(json_is_null(json_object_get(last.embed, "chain")));
+	ck_assert_str_eq(header_of(&last, "root_id"), "r0");
+	ck_assert_str_eq(header_of(&last, "parent_id"), "id-b");
+	/* A failure sends no chain on. */
+	celery_follow_ups_free(&ups);
+	ck_assert_int_eq(celery_follow_ups_build(&task, false, NULL, "celery", &ups, err, sizeof err), 0);
+	ck_assert_uint_eq(ups.count, 0);
+	celery_task_free(&last);
+	celery_follow_ups_free(&after);
+	json_decref(b_result);
+	celery_task_free(&next);
+	json_decref(retval);
+	celery_task_free(&task);
+}
+END_TEST
+
+START_TEST(test_callbacks_on_success_and_errbacks_with_the_task_id_on_failure)
+{
+	struct celery_task task;
+	canvas_task(&task, "{\"chain\": null, \"chord\": null, \"callbacks\": ["
+			   "{\"task\": \"notify\", \"args\": [\"x\"], \"kwargs\": {}, \"options\": {}},"
+			   "{\"task\": \"fixed\", \"args\": [1], \"kwargs\": {}, \"options\": {\"priority\": 9},"
+			   " \"immutable\": true}],"
+			   " \"errbacks\": [{\"task\": \"on_error\", \"args\": [], \"kwargs\": {}, \"options\":"
+			   " {\"link\": [{\"task\": \"after_error\"}]}}]}");
+	json_t *retval = json_string("done");
+	struct celery_follow_ups ups;
+	char err[256];
+	ck_assert_int_eq(celery_follow_ups_build(&task, true, retval, "celery", &ups, err, sizeof err), 0);
+	ck_assert_uint_eq(ups.count, 2);
+	struct celery_task first, second;
+	parse_follow_up(&ups.items[0], &first);
+	parse_follow_up(&ups.items[1], &second);
+	ck_assert_str_eq(first.task_name, "notify");
+	ck_assert_uint_eq(strlen(first.task_id), 36); /* a fresh id: the signature named none */
+	ck_assert_str_eq(json_string_value(json_array_get(first.args, 0)), "done");
+	ck_assert_str_eq(json_string_value(json_array_get(first.args, 1)), "x");
+	ck_assert_str_eq(ups.items[0].queue, "celery\x06\x16" "3");
+	/* Immutable: its own args only; its own priority. */
+	ck_assert_str_eq(second.task_name, "fixed");
+	ck_assert_uint_eq(json_array_size(second.args), 1);
+	ck_assert_int_eq(json_integer_value(json_array_get(second.args, 0)), 1);
+	ck_assert_str_eq(ups.items[1].queue, "celery\x06\x16" "9");
+	celery_task_free(&first);
+	celery_task_free(&second);
+	celery_follow_ups_free(&ups);
+
+	ck_assert_int_eq(celery_follow_ups_build(&task, false, NULL, "celery", &ups, err, sizeof err), 0);
+	ck_assert_uint_eq(ups.count, 1);
+	struct celery_task errback;
+	parse_follow_up(&ups.items[0], &errback);
+	ck_assert_str_eq(errback.task_name, "on_error");
+	ck_assert_uint_eq(json_array_size(errback.args), 1);
+	ck_assert_str_eq(json_string_value(json_array_get(errback.args, 0)), "t1");
+	/* The errback's own link rides along as its callbacks. */
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(errback.embed, "callbacks"), 0),
+							   "task")),
+			 "after_error");
+	celery_task_free(&errback);
+	celery_follow_ups_free(&ups);
+	json_decref(retval);
+	celery_task_free(&task);
+}
+END_TEST
+
+START_TEST(test_groups_chords_and_bad_signatures_are_not_sent_and_are_named)
+{
+	struct celery_task task;
+	canvas_task(&task, "{\"chain\": null, \"errbacks\": null, \"chord\": {\"task\": \"body\"}, \"callbacks\": ["
+			   "{\"task\": \"celery.group\", \"subtask_type\": \"group\", \"kwargs\": {\"tasks\": []}},"
+			   "42, {\"task\": \"bad\", \"args\": {}},"
+			   "{\"task\": \"good\"}]}");
+	struct celery_follow_ups ups;
+	char err[256];
+	ck_assert_int_eq(celery_follow_ups_build(&task, true, NULL, "celery", &ups, err, sizeof err), 0);
+	ck_assert_uint_eq(ups.count, 1);
+	ck_assert_str_eq(ups.items[0].task_name, "good");
+	ck_assert_msg(strstr(ups.note, "callback celery.group: a group signature is not supported") != NULL, "%s",
+		      ups.note);
+	ck_assert_msg(strstr(ups.note, "a callback that is not a task signature") != NULL, "%s", ups.note);
+	ck_assert_msg(strstr(ups.note, "callback bad: args must be an array") != NULL, "%s", ups.note);
+	ck_assert_msg(strstr(ups.note, "chord body: chords are not supported") != NULL, "%s", ups.note);
+	/* None as the result: the callback gets null. */
+	struct celery_task good;
+	parse_follow_up(&ups.items[0], &good);
+	ck_assert(json_is_null(json_array_get(good.args, 0)));
+	celery_task_free(&good);
+	celery_follow_ups_free(&ups);
+	celery_task_free(&task);
+	/* A task sent by plain send_task() has nothing to send on. */
+	char text_err[256];
+	struct celery_task plain;
+	ck_assert_int_eq(celery_envelope_parse(wire_full_envelope, strlen(wire_full_envelope), &plain, text_err,
+					       sizeof text_err),
+			 0);
+	ck_assert_int_eq(celery_follow_ups_build(&plain, true, NULL, "celery", &ups, err, sizeof err), 0);
+	ck_assert_uint_eq(ups.count, 0);
+	ck_assert_str_eq(ups.note, "");
+	celery_task_free(&plain);
+}
+END_TEST
+
 START_TEST(test_priority_selects_kombu_list)
 {
 	static const struct {
@@ -824,6 +999,11 @@ static Suite *celery_suite(void)
 	tcase_add_test(redelivery, test_retry_envelope_is_what_task_retry_sends);
 	tcase_add_test(redelivery, test_retry_delay_doubles_up_to_its_cap_with_jitter);
 	tcase_add_test(redelivery, test_retries_header_is_read_with_defaults);
+	TCase *canvas = tcase_create("canvas");
+	tcase_add_test(canvas, test_chain_sends_its_next_task_with_the_result_and_the_rest);
+	tcase_add_test(canvas, test_callbacks_on_success_and_errbacks_with_the_task_id_on_failure);
+	tcase_add_test(canvas, test_groups_chords_and_bad_signatures_are_not_sent_and_are_named);
+	suite_add_tcase(suite, canvas);
 	suite_add_tcase(suite, redelivery);
 	return suite;
 }

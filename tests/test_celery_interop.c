@@ -220,16 +220,17 @@ static void python_worker_kill(void)
  * with extra environment assignments (shell text, may be ""); returns once
  * the worker says it is ready.
  */
-static void python_worker_start(const char *environment)
+/* A Python Celery worker consuming `queues` (comma-separated; NULL: Celery's default, celery). */
+static void python_worker_start_on(const char *environment, const char *queues)
 {
 	char log_path[600], worker_args[1024], command[8192];
 	worker_log_path(log_path, sizeof log_path);
 	/* No gossip, mingle or heartbeat: remote control only, and mingle waits a second for peers. */
 	snprintf(worker_args, sizeof worker_args,
 		 "-m celery -A app.orchestration.tasks worker --pool=solo --concurrency=1 --loglevel=INFO"
-		 " --hostname=interop@%%h --without-gossip --without-mingle --without-heartbeat"
+		 " --hostname=interop@%%h --without-gossip --without-mingle --without-heartbeat%s%s"
 		 " >>'%s' 2>&1 </dev/null",
-		 log_path);
+		 queues != NULL ? " -Q " : "", queues != NULL ? queues : "", log_path);
 	char with_environment[4096];
 	python_command(worker_args, with_environment, sizeof with_environment);
 	/* exec: the pid is the worker's own, so SIGTERM reaches Celery, not a shell. */
@@ -253,6 +254,8 @@ static void python_worker_start(const char *environment)
 		usleep(100 * 1000);
 	}
 }
+
+static void python_worker_start(const char *environment) { python_worker_start_on(environment, NULL); }
 
 /* The lines of the fixture's record about one task. */
 static json_t *records_of_task(const char *task_id)
@@ -900,6 +903,86 @@ START_TEST(test_task_sent_already_expired_is_revoked_and_not_run)
 }
 END_TEST
 
+/* send_canvas.py MODE: the first task's id and the callback's, each malloc'd. */
+static void python_send_canvas(const char *mode, const char *pipeline, char **first_id, char **callback_id)
+{
+	char args[1024], *out = NULL;
+	snprintf(args, sizeof args,
+		 "%s python '{\"pipeline_id\": \"%s\", \"triggered_by_signal\": false, \"signal_ids\": [],"
+		 " \"execution_id\": null}'",
+		 mode, pipeline);
+	ck_assert_int_eq(python_script("send_canvas.py", args, &out), 0);
+	char *newline = strchr(out, '\n');
+	ck_assert_msg(newline != NULL, "send_canvas.py printed: %s", out);
+	*newline = '\0';
+	*first_id = strdup(out);
+	*callback_id = strndup(newline + 1, strcspn(newline + 1, "\n"));
+	free(out);
+}
+
+/* What notify, run by the Python worker, returned: checked to have been sent on by task first_id. */
+static json_t *notified_by(const char *first_id, const char *callback_id)
+{
+	json_t *report = python_get_result(callback_id);
+	json_t *result = json_incref(json_object_get(report, "result"));
+	ck_assert_msg(result != NULL, "no result for the callback %s", callback_id);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "ran_by")), "python-celery-notify");
+	ck_assert_str_eq(json_string_value(json_object_get(result, "task_id")), callback_id);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "parent_id")), first_id);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "root_id")), first_id);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "queue")), "python");
+	json_decref(report);
+	return result;
+}
+
+START_TEST(test_chains_links_and_errbacks_built_in_python_go_on_after_a_sigtrig_run)
+{
+	/* Python runs only the callbacks, on their own queue; sigtrig runs the pipeline. */
+	python_worker_start_on("", "python");
+	char *pipeline = harness_add_pipeline("canvas", "PYCNV");
+
+	/* chain(execute_pipeline, notify): notify gets the run's result, then its own argument. */
+	char *first_id, *callback_id;
+	python_send_canvas("chain", pipeline, &first_id, &callback_id);
+	json_t *notified = notified_by(first_id, callback_id);
+	const json_t *got = json_object_get(notified, "got");
+	ck_assert_str_eq(json_string_value(json_object_get(got, "status")), "SUCCEEDED");
+	ck_assert_str_eq(json_string_value(json_object_get(got, "pipeline_id")), pipeline);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(notified, "args"), 0)), "from-chain");
+	/* The first task was sigtrig's run, whose result Celery sees too. */
+	json_t *first = python_get_result(first_id);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(first, "result"), "status")), "SUCCEEDED");
+	json_decref(first);
+	json_decref(notified);
+	free(first_id);
+	free(callback_id);
+
+	/* link=notify: the same, as a callback. The pipeline is free again once its run finished. */
+	ck_assert(harness_wait_for_value("SELECT count(*) FROM executions WHERE pipeline_id = $1 AND status = 'SUCCEEDED'",
+					 pipeline, "1", INTEROP_TIMEOUT_MS));
+	python_send_canvas("link", pipeline, &first_id, &callback_id);
+	notified = notified_by(first_id, callback_id);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(notified, "got"), "status")), "SUCCEEDED");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(notified, "args"), 0)), "from-link");
+	json_decref(notified);
+	free(first_id);
+	free(callback_id);
+
+	/* link_error=notify on a task sigtrig does not have: notify gets the failed task's id. */
+	python_send_canvas("errback", pipeline, &first_id, &callback_id);
+	notified = notified_by(first_id, callback_id);
+	ck_assert_str_eq(json_string_value(json_object_get(notified, "got")), first_id);
+	json_decref(notified);
+	json_t *failed = python_get_result(first_id);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(failed, "exception"), "type")), "NotRegistered");
+	json_decref(failed);
+	free(first_id);
+	free(callback_id);
+	python_worker_stop();
+	free(pipeline);
+}
+END_TEST
+
 static void stack_up(void)
 {
 	harness_up("--no-generators");
@@ -922,6 +1005,7 @@ static Suite *celery_interop_suite(void)
 	tcase_add_test(interop, test_malformed_messages_are_dead_lettered_and_the_task_behind_them_runs);
 	tcase_add_test(interop, test_task_sent_with_a_countdown_does_not_run_before_its_eta);
 	tcase_add_test(interop, test_task_sent_already_expired_is_revoked_and_not_run);
+	tcase_add_test(interop, test_chains_links_and_errbacks_built_in_python_go_on_after_a_sigtrig_run);
 	/* Last: they restart the daemon without its worker role, so that a Python worker takes the tasks. */
 	tcase_add_test(interop, test_signal_enqueued_by_sigtrig_is_run_by_a_python_celery_worker);
 	tcase_add_test(interop, test_task_a_python_worker_died_holding_is_given_back_and_run_by_sigtrig);

@@ -48,3 +48,18 @@ def execute_pipeline(self, pipeline_id, triggered_by_signal, signal_ids, executi
     if sleep_s:
         time.sleep(float(sleep_s))
     return received
+
+
+@app.task(bind=True, name="app.orchestration.tasks.notify")
+def notify(self, result, *args):
+    """What a Python shop links after a pipeline run: it receives the run's result first."""
+    request = self.request
+    return {
+        "ran_by": "python-celery-notify",
+        "got": result,
+        "args": list(args),
+        "task_id": request.id,
+        "parent_id": request.parent_id,
+        "root_id": request.root_id,
+        "queue": (request.delivery_info or {}).get("routing_key"),
+    }
