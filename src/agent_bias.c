@@ -155,6 +155,16 @@ static int read_parameters(const json_t *node_config, struct bias_parameters *pa
 	return 0;
 }
 
+int bias_agent_check_config(const json_t *node_config, char *err, size_t errsize)
+{
+	static const char *const keys[] = { "sma_short", "sma_long", NULL };
+	struct bias_parameters parameters;
+	return agent_config_only_keys(node_config, keys, err, errsize) != 0 ||
+			       read_parameters(node_config, &parameters, err, errsize) != 0
+		       ? -1
+		       : 0;
+}
+
 int bias_agent_run(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		   char *err, size_t errsize)
 {

@@ -53,14 +53,43 @@ static PGresult *query_latest_bars(PGconn *db, const json_t *tickers, int lookba
 	return result;
 }
 
+static int read_config(const json_t *node_config, double *lookback, double *min_bars, char *err, size_t errsize)
+{
+	return agent_config_number(node_config, "lookback", MARKET_DATA_DEFAULT_LOOKBACK, 1, MARKET_DATA_MAX_LOOKBACK,
+				   lookback, err, errsize) != 0 ||
+			       agent_config_number(node_config, "min_bars", 0, 0, *lookback, min_bars, err, errsize) != 0
+		       ? -1
+		       : 0;
+}
+
+int market_data_agent_check_config(const json_t *node_config, char *err, size_t errsize)
+{
+	static const char *const keys[] = { "lookback", "min_bars", "tickers", NULL };
+	double lookback, min_bars;
+	if (agent_config_only_keys(node_config, keys, err, errsize) != 0 ||
+	    read_config(node_config, &lookback, &min_bars, err, errsize) != 0)
+		return -1;
+	const json_t *tickers = json_object_get(node_config, "tickers");
+	if (tickers == NULL || json_is_null(tickers))
+		return 0;
+	size_t index;
+	const json_t *ticker;
+	bool valid = json_is_array(tickers);
+	json_array_foreach(tickers, index, ticker)
+		valid = valid && json_is_string(ticker) && signal_ticker_is_valid(json_string_value(ticker));
+	if (!valid) {
+		snprintf(err, errsize, "config.tickers: must be an array of tickers");
+		return -1;
+	}
+	return 0;
+}
+
 int market_data_agent_run(struct agent_context *context, const json_t *node_config,
 			  json_t **step_output, char *err, size_t errsize)
 {
 	double lookback;
 	double min_bars;
-	if (agent_config_number(node_config, "lookback", MARKET_DATA_DEFAULT_LOOKBACK, 1,
-				MARKET_DATA_MAX_LOOKBACK, &lookback, err, errsize) != 0 ||
-	    agent_config_number(node_config, "min_bars", 0, 0, lookback, &min_bars, err, errsize) != 0)
+	if (read_config(node_config, &lookback, &min_bars, err, errsize) != 0)
 		return AGENT_FAILED;
 	if (context->db == NULL) {
 		snprintf(err, errsize, "no database connection");

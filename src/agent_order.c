@@ -47,6 +47,16 @@ int order_manager_read_cost(const json_t *node_config, double *cost, char *err, 
 	return 0;
 }
 
+int order_manager_check_config(const json_t *node_config, char *err, size_t errsize)
+{
+	static const char *const keys[] = { "execution_cost", NULL };
+	double cost;
+	return agent_config_only_keys(node_config, keys, err, errsize) != 0 ||
+			       order_manager_read_cost(node_config, &cost, err, errsize) != 0
+		       ? -1
+		       : 0;
+}
+
 int order_manager_pipeline_cost(const struct pipeline *pipeline, double *cost, char *err,
 				size_t errsize)
 {

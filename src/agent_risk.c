@@ -50,6 +50,17 @@ int risk_manager_read_limits(const json_t *node_config, struct risk_limits *limi
 	return 0;
 }
 
+int risk_manager_check_config(const json_t *node_config, char *err, size_t errsize)
+{
+	static const char *const keys[] = { "max_order_value", "max_position_value", "max_position_quantity",
+					    "max_exposure", "allow_short", NULL };
+	struct risk_limits limits;
+	return agent_config_only_keys(node_config, keys, err, errsize) != 0 ||
+			       risk_manager_read_limits(node_config, &limits, err, errsize) != 0
+		       ? -1
+		       : 0;
+}
+
 /* The limits that only bind a trade growing the position. */
 static bool check_position_limits(const struct trade_intent *intent, double quantity_after,
 				  const struct risk_limits *limits, const struct risk_holding *holding,

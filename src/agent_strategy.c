@@ -68,14 +68,32 @@ static double last_close_of(const json_t *bars, const char *ticker)
 	return count > 0 ? json_number_value(json_array_get(closes, count - 1)) : 0;
 }
 
+static int read_config(const json_t *node_config, double *threshold, double *order_value, char *err,
+		       size_t errsize)
+{
+	return agent_config_number(node_config, "buy_threshold", STRATEGY_DEFAULT_THRESHOLD, 1, 100, threshold, err,
+				   errsize) != 0 ||
+			       agent_config_number(node_config, "order_value", STRATEGY_DEFAULT_ORDER_VALUE, 0.01,
+						   STRATEGY_MAX_ORDER_VALUE, order_value, err, errsize) != 0
+		       ? -1
+		       : 0;
+}
+
+int strategy_agent_check_config(const json_t *node_config, char *err, size_t errsize)
+{
+	static const char *const keys[] = { "buy_threshold", "order_value", NULL };
+	double threshold, order_value;
+	return agent_config_only_keys(node_config, keys, err, errsize) != 0 ||
+			       read_config(node_config, &threshold, &order_value, err, errsize) != 0
+		       ? -1
+		       : 0;
+}
+
 int strategy_agent_run(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		       char *err, size_t errsize)
 {
 	double threshold, order_value;
-	if (agent_config_number(node_config, "buy_threshold", STRATEGY_DEFAULT_THRESHOLD, 1, 100,
-				&threshold, err, errsize) != 0 ||
-	    agent_config_number(node_config, "order_value", STRATEGY_DEFAULT_ORDER_VALUE, 0.01,
-				STRATEGY_MAX_ORDER_VALUE, &order_value, err, errsize) != 0)
+	if (read_config(node_config, &threshold, &order_value, err, errsize) != 0)
 		return AGENT_FAILED;
 	const json_t *biases = json_object_get(context->state, "bias");
 	if (!json_is_object(biases)) {

@@ -9,17 +9,17 @@
 
 static const struct agent agent_table[] = {
 	{ "market_data_agent", "Loads the latest daily closes of the run's tickers from market_bars.",
-	  market_data_agent_run },
+	  market_data_agent_run, market_data_agent_check_config },
 	{ "bias_agent", "Scores each ticker BULLISH/BEARISH/NEUTRAL from SMAs, momentum and the signals.",
-	  bias_agent_run },
+	  bias_agent_run, bias_agent_check_config },
 	{ "strategy_agent", "Turns each bias into a buy, sell or hold sized by order_value.",
-	  strategy_agent_run },
+	  strategy_agent_run, strategy_agent_check_config },
 	{ "risk_manager",
 	  "Approves or rejects each trade against order, position and exposure limits and the budget.",
-	  risk_manager_run },
+	  risk_manager_run, risk_manager_check_config },
 	{ "order_manager",
 	  "Fills the approved trades on paper at the last close, records orders and positions, charges the run.",
-	  order_manager_run },
+	  order_manager_run, order_manager_check_config },
 };
 
 #define AGENT_COUNT (sizeof agent_table / sizeof agent_table[0])
@@ -75,6 +75,25 @@ int agent_config_bool(const json_t *node_config, const char *key, bool fallback,
 		return -1;
 	}
 	*value = json_is_true(member);
+	return 0;
+}
+
+int agent_config_only_keys(const json_t *node_config, const char *const *keys, char *err, size_t errsize)
+{
+	const char *key;
+	const json_t *value;
+	json_object_foreach((json_t *)node_config, key, value) {
+		bool known = false;
+		for (size_t i = 0; keys[i] != NULL && !known; i++)
+			known = strcmp(keys[i], key) == 0;
+		if (known)
+			continue;
+		char names[256] = "";
+		for (size_t i = 0; keys[i] != NULL; i++)
+			snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i > 0 ? ", " : "", keys[i]);
+		snprintf(err, errsize, "config.%s: unknown key (this agent knows %s)", key, names);
+		return -1;
+	}
 	return 0;
 }
 

@@ -63,6 +63,13 @@ struct agent {
 	 */
 	int (*run)(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		   char *err, size_t errsize);
+	/*
+	 * Checks a node's config (NULL: none) when the pipeline is saved:
+	 * every key known, every value of the right type and range. 0, or -1
+	 * with err "config.<key>: why". A typo in a limit must not pass for
+	 * its default.
+	 */
+	int (*check_config)(const json_t *node_config, char *err, size_t errsize);
 };
 
 /* The table, in documentation order; *count receives its length. */
@@ -94,6 +101,9 @@ int agent_config_number(const json_t *node_config, const char *key, double fallb
 int agent_config_bool(const json_t *node_config, const char *key, bool fallback, bool *value, char *err,
 		      size_t errsize);
 
+/* Refuses a key of node_config not among `keys` (NULL-terminated): -1 with err naming it and the known ones. */
+int agent_config_only_keys(const json_t *node_config, const char *const *keys, char *err, size_t errsize);
+
 /* A number, or JSON null for NAN (an SMA without enough bars). */
 json_t *agent_json_number(double value);
 /* Appends "; " and a formatted part to a step's decision text, ending it in "..." when full. */
@@ -106,6 +116,7 @@ json_t *agent_run_tickers(const struct agent_context *context, const json_t *nod
 /* ---- market_data_agent ---- */
 int market_data_agent_run(struct agent_context *context, const json_t *node_config,
 			  json_t **step_output, char *err, size_t errsize);
+int market_data_agent_check_config(const json_t *node_config, char *err, size_t errsize);
 
 /* ---- bias_agent ---- */
 struct bias_parameters {
@@ -131,6 +142,7 @@ void bias_agent_estimate(const double *closes, size_t count, const struct bias_p
 			 struct bias_estimate *estimate);
 int bias_agent_run(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		   char *err, size_t errsize);
+int bias_agent_check_config(const json_t *node_config, char *err, size_t errsize);
 
 /* ---- strategy_agent ---- */
 enum trade_action { TRADE_HOLD, TRADE_BUY, TRADE_SELL };
@@ -148,6 +160,7 @@ void strategy_agent_decide(int bias_score, double threshold, double order_value,
 			   struct trade_intent *intent);
 int strategy_agent_run(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		       char *err, size_t errsize);
+int strategy_agent_check_config(const json_t *node_config, char *err, size_t errsize);
 
 /* ---- risk_manager ---- */
 /* The limits, from the node's config; INFINITY where none is set. */
@@ -184,6 +197,7 @@ bool risk_manager_check_budget(double credits, double execution_cost, bool alrea
 			       size_t reasonsize);
 int risk_manager_run(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		     char *err, size_t errsize);
+int risk_manager_check_config(const json_t *node_config, char *err, size_t errsize);
 
 /* ---- order_manager ---- */
 struct paper_order {
@@ -203,6 +217,7 @@ int order_manager_pipeline_cost(const struct pipeline *pipeline, double *cost, c
 				size_t errsize);
 int order_manager_run(struct agent_context *context, const json_t *node_config, json_t **step_output,
 		      char *err, size_t errsize);
+int order_manager_check_config(const json_t *node_config, char *err, size_t errsize);
 
 /* Intents are kept in the state as {"action", "price", "quantity", "value"} objects. */
 json_t *trade_intent_to_json(const struct trade_intent *intent);

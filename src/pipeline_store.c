@@ -151,9 +151,17 @@ static int validate_nodes(json_t *config, char *err, size_t errsize)
 			snprintf(err, errsize, "config.nodes[%zu].config: must be an object", index);
 			return -1;
 		}
-		if (strcmp(type, "time_trigger") != 0 && agents_find(type) == NULL) {
+		if (strcmp(type, "time_trigger") == 0)
+			continue; /* checked with the schedule */
+		const struct agent *agent = agents_find(type);
+		if (agent == NULL) {
 			snprintf(err, errsize, "config.nodes[%zu].agent_type: unknown agent type '%s'", index,
 				 type);
+			return -1;
+		}
+		char why[400];
+		if (agent->check_config(node_config, why, sizeof why) != 0) {
+			snprintf(err, errsize, "config.nodes[%zu] (%s): %s", index, type, why);
 			return -1;
 		}
 	}

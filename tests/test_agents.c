@@ -803,6 +803,52 @@ START_TEST(test_agents_table_lists_each_agent)
 }
 END_TEST
 
+/* What saving a pipeline refuses in a node's config, agent by agent. */
+START_TEST(test_each_agent_checks_its_config_keys_and_values_when_saved)
+{
+	static const struct {
+		const char *type, *config, *message; /* message NULL: accepted */
+	} cases[] = {
+		{ "market_data_agent", NULL, NULL },
+		{ "market_data_agent", "{}", NULL },
+		{ "market_data_agent", "{\"lookback\": 200, \"min_bars\": 20, \"tickers\": [\"DAX\", \"BRK.B\"]}", NULL },
+		{ "market_data_agent", "{\"lookbak\": 200}",
+		  "config.lookbak: unknown key (this agent knows lookback, min_bars, tickers)" },
+		{ "market_data_agent", "{\"lookback\": 10, \"min_bars\": 11}", "config.min_bars: 11 is outside 0..10" },
+		{ "market_data_agent", "{\"tickers\": \"DAX\"}", "config.tickers: must be an array of tickers" },
+		{ "market_data_agent", "{\"tickers\": [\"A B\"]}", "config.tickers: must be an array of tickers" },
+		{ "bias_agent", "{\"sma_short\": 5, \"sma_long\": 20}", NULL },
+		{ "bias_agent", "{\"sma_short\": 20, \"sma_long\": 5}", "must be below config.sma_long" },
+		{ "bias_agent", "{\"sma_short\": \"5\"}", "config.sma_short: must be a number" },
+		{ "strategy_agent", "{\"buy_threshold\": 30, \"order_value\": 500}", NULL },
+		{ "strategy_agent", "{\"buy_threshold\": 0}", "config.buy_threshold: 0 is outside 1..100" },
+		{ "strategy_agent", "{\"threshold\": 30}", "config.threshold: unknown key" },
+		{ "risk_manager", "{\"max_order_value\": 5000, \"allow_short\": true}", NULL },
+		{ "risk_manager", "{\"max_ordr_value\": 5000}", "config.max_ordr_value: unknown key" },
+		{ "risk_manager", "{\"allow_short\": 1}", "config.allow_short: must be true or false" },
+		{ "risk_manager", "{\"max_exposure\": -1}", "config.max_exposure: -1 is outside" },
+		{ "order_manager", "{\"execution_cost\": 0.5}", NULL },
+		{ "order_manager", "{\"execution_cost\": -0.5}", "config.execution_cost: -0.5 is outside" },
+		{ "order_manager", "{\"cost\": 1}", "config.cost: unknown key (this agent knows execution_cost)" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const struct agent *agent = agents_find(cases[i].type);
+		ck_assert_ptr_nonnull(agent);
+		ck_assert_ptr_nonnull(agent->check_config);
+		json_t *config = cases[i].config != NULL ? json_loads(cases[i].config, 0, NULL) : NULL;
+		ck_assert(cases[i].config == NULL || config != NULL);
+		char err[400] = "";
+		int status = agent->check_config(config, err, sizeof err);
+		if (cases[i].message == NULL)
+			ck_assert_msg(status == 0, "%s %s refused: %s", cases[i].type, cases[i].config, err);
+		else
+			ck_assert_msg(status == -1 && strstr(err, cases[i].message) != NULL, "%s %s: status %d, '%s'",
+				      cases[i].type, cases[i].config, status, err);
+		json_decref(config);
+	}
+}
+END_TEST
+
 static Suite *agents_suite(void)
 {
 	Suite *suite = suite_create("agents");
@@ -853,6 +899,7 @@ static Suite *agents_suite(void)
 	tcase_add_test(runner, test_market_data_without_database_fails);
 	tcase_add_test(runner, test_time_trigger_completes_in_periodic_mode);
 	tcase_add_test(runner, test_agents_table_lists_each_agent);
+	tcase_add_test(runner, test_each_agent_checks_its_config_keys_and_values_when_saved);
 	tcase_add_test(runner, test_run_past_its_time_limit_starts_no_further_step_and_fails);
 	tcase_add_test(runner, test_run_within_its_time_limit_is_not_cut);
 	suite_add_tcase(suite, runner);

@@ -408,6 +408,20 @@ START_TEST(test_periodic_pipeline_runs_on_its_interval_and_bad_ones_are_refused)
 	ck_assert_msg(strstr(err, "unknown agent type 'crystal_ball'") != NULL, "stderr: %s", err);
 	free(out);
 	free(err);
+	/* A misspelt limit is refused when saved: it would otherwise run with the default. */
+	status = harness_sigtrig("pipelines add --name typo --ticker X --config '{\"nodes\":[{\"agent_type\":"
+				 "\"market_data_agent\"},{\"agent_type\":\"risk_manager\",\"config\":"
+				 "{\"max_ordr_value\":10}}]}'",
+				 NULL, &out, &err);
+	ck_assert_int_eq(status, 1);
+	ck_assert_msg(strstr(err, "config.nodes[1] (risk_manager): config.max_ordr_value: unknown key") != NULL,
+		      "stderr: %s", err);
+	free(out);
+	free(err);
+	char *listed = NULL;
+	ck_assert_int_eq(harness_sigtrig("pipelines list", NULL, &listed, NULL), 0);
+	ck_assert_msg(strstr(listed, " typo ") == NULL, "a refused pipeline was saved: %s", listed);
+	free(listed);
 
 	json_t *pipeline = harness_sigtrig_json(
 		"pipelines add --json --name every-2s --mode periodic --config "
