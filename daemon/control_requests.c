@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "migrations.h"
 #include "pipeline_store.h"
+#include "portfolio_report.h"
 #include "protocol.h"
 #include "redis_client.h"
 #include "schedule.h"
@@ -372,6 +373,44 @@ static json_t *handle_bars_list(struct control_context *context, const json_t *r
 	return wrap("tickers", bar_store_summary(db, err, sizeof err), err);
 }
 
+/* An optional "user" argument: NULL when absent; *bad set when present but not a name. */
+static const char *user_argument(const json_t *request, json_t **bad)
+{
+	const json_t *user = json_object_get(request, "user");
+	*bad = NULL;
+	if (user == NULL || json_is_null(user))
+		return NULL;
+	if (!json_is_string(user) || json_string_length(user) < 1 || json_string_length(user) > 128)
+		*bad = protocol_error("user must be a user name (1 to 128 characters)");
+	return json_string_value(user);
+}
+
+static json_t *handle_positions_list(struct control_context *context, const json_t *request)
+{
+	json_t *bad;
+	const char *user = user_argument(request, &bad);
+	if (bad != NULL)
+		return bad;
+	WITH_DB(context, err, db);
+	return wrap("users", portfolio_report_positions(db, user, err, sizeof err), err);
+}
+
+static json_t *handle_orders_list(struct control_context *context, const json_t *request)
+{
+	json_t *bad;
+	const char *user = user_argument(request, &bad);
+	if (bad != NULL)
+		return bad;
+	const json_t *limit = json_object_get(request, "limit");
+	if (limit != NULL && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
+			      json_integer_value(limit) > PORTFOLIO_REPORT_MAX_ORDERS))
+		return protocol_error("limit must be a whole number from 1 to %d", PORTFOLIO_REPORT_MAX_ORDERS);
+	WITH_DB(context, err, db);
+	return wrap("orders",
+		    portfolio_report_orders(db, user, limit != NULL ? (int)json_integer_value(limit) : 20, err, sizeof err),
+		    err);
+}
+
 static const struct control_request_type request_types[] = {
 	{ "status", handle_status },
 	{ "metrics", handle_metrics },
@@ -387,6 +426,8 @@ static const struct control_request_type request_types[] = {
 	{ "signals.show", handle_signals_show },
 	{ "bars.load", handle_bars_load },
 	{ "bars.list", handle_bars_list },
+	{ "positions.list", handle_positions_list },
+	{ "orders.list", handle_orders_list },
 };
 
 const struct control_request_type *control_request_types(size_t *count)

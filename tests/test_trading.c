@@ -236,6 +236,43 @@ START_TEST(test_bullish_cross_fills_an_order_moves_the_position_and_charges_once
 	assert_query(position_sql, pipeline.user_id, "0.604770 1653.520000");
 	assert_query("SELECT credits FROM users WHERE id = $1::uuid", pipeline.user_id, "999.00");
 	assert_query("SELECT count(*) FROM execution_charges WHERE execution_id = $1::uuid", execution_id, "1");
+
+	/* What the user sees: the position marked at the last close, the credits, and the one order. */
+	int status;
+	json_t *users = harness_sigtrig_json("positions --json --user trader-fill", &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_uint_eq(json_array_size(users), 1);
+	const json_t *holder = json_array_get(users, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(holder, "user_id")), pipeline.user_id);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(holder, "credits")), 999, 1e-9);
+	const json_t *positions = json_object_get(holder, "positions");
+	ck_assert_uint_eq(json_array_size(positions), 1);
+	const json_t *position = json_array_get(positions, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(position, "ticker")), "DAXF");
+	ck_assert_double_eq_tol(json_number_value(json_object_get(position, "quantity")), 0.60477, 1e-9);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(position, "last_close")), 1653.52, 1e-9);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(position, "value")), 0.60477 * 1653.52, 1e-6);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(position, "unrealized_pnl")), 0, 1e-6);
+	ck_assert_double_eq_tol(json_number_value(json_object_get(holder, "exposure")), 0.60477 * 1653.52, 1e-6);
+	json_decref(users);
+	json_t *orders = harness_sigtrig_json("orders --json --user trader-fill", &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_uint_eq(json_array_size(orders), 1);
+	const json_t *order = json_array_get(orders, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(order, "execution_id")), execution_id);
+	ck_assert_str_eq(json_string_value(json_object_get(order, "side")), "buy");
+	ck_assert_str_eq(json_string_value(json_object_get(order, "pipeline_name")), "trading-DAXF");
+	json_decref(orders);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(harness_sigtrig("positions --user trader-fill", NULL, &out, &err), 0);
+	ck_assert_msg(strstr(out, "trader-fill  credits 999.00  exposure 1000.00\n") == out, "%s", out);
+	ck_assert_msg(strstr(out, "  DAXF              0.60477 @ 1653.52") != NULL, "%s", out);
+	free(out);
+	free(err);
+	ck_assert_int_eq(harness_sigtrig("positions --user nobody-here", NULL, &out, &err), 1);
+	ck_assert_msg(strstr(err, "sigtrig: positions: no user nobody-here") != NULL, "%s", err);
+	free(out);
+	free(err);
 	free(execution_id);
 }
 END_TEST
