@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "pipeline_store.h"
 #include "redis_client.h"
+#include "signal_store.h"
 #include "task_hold.h"
 #include "task_queue.h"
 #include "task_retry.h"
@@ -657,12 +658,25 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 	int64_t started = time_monotonic_ms();
 	json_t *result = NULL;
 	bool succeeded = false, retryable = false;
-	if (begun == BEGIN_RUN) {
+	/* The signals as consumed, so that the agents weigh their direction, confidence and metadata. */
+	json_t *signals = NULL;
+	if (begun == BEGIN_RUN && call.signal_ids != NULL) {
+		signals = signal_store_bodies(thread->db, call.signal_ids, err, sizeof err);
+		if (signals == NULL) {
+			char cause[sizeof err];
+			snprintf(cause, sizeof cause, "%s", err);
+			snprintf(err, sizeof err, "the triggering signals could not be read: %.900s", cause);
+			result = json_pack("{s:s, s:s, s:s, s:b}", "pipeline_id", call.pipeline_id, "status", "FAILED",
+					   "error", err, "retryable", 1);
+			retryable = true;
+		}
+	}
+	if (begun == BEGIN_RUN && result == NULL) {
 		struct agent_context context = {
 			.db = thread->db,
 			.pipeline = &run.pipeline,
 			.execution_id = run.execution_id,
-			.signals = call.signal_ids,
+			.signals = signals,
 			.state = json_object(),
 			.scope_ticker = run.claim_key[0] != '\0' ? run.claim_key : NULL,
 			.deadline_ms = time_monotonic_ms() + worker.daemon->config.worker_time_limit_s * 1000,
@@ -678,10 +692,11 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 		json_decref(context.state);
 		json_decref(no_signals);
 		metrics_add(METRIC_pipeline_executions_total, 1);
-	} else {
+	} else if (result == NULL) {
 		result = json_pack("{s:s, s:s, s:s}", "pipeline_id", call.pipeline_id, "status", "FAILED",
 				   "error", err);
 	}
+	json_decref(signals);
 	int64_t duration = time_monotonic_ms() - started;
 	json_object_set_new(result, "execution_id", json_string(run.execution_id));
 	/* How many tries came before this one (the task's retries header). */

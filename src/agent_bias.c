@@ -93,7 +93,9 @@ void bias_agent_estimate(const double *closes, size_t count, const struct bias_p
 
 /*
  * The signals' net view of one ticker: bullish confidences minus bearish
- * ones. Signals given as bare ids carry no direction and count as neutral.
+ * ones, each scaled by its signal's metadata.weight (0 to 1, default 1:
+ * how far its source is trusted). Signals given as bare ids carry no
+ * direction and count as neutral.
  */
 static void signal_view(const json_t *signals, const char *ticker, enum signal_direction *direction,
 			double *confidence)
@@ -102,6 +104,10 @@ static void signal_view(const json_t *signals, const char *ticker, enum signal_d
 	size_t index;
 	const json_t *signal;
 	json_array_foreach(signals, index, signal) {
+		const json_t *trust = json_object_get(json_object_get(signal, "metadata"), "weight");
+		double scale = json_is_number(trust) && json_number_value(trust) >= 0 && json_number_value(trust) <= 1
+				       ? json_number_value(trust)
+				       : 1;
 		size_t ticker_index;
 		const json_t *entry;
 		json_array_foreach(json_object_get(signal, "tickers"), ticker_index, entry) {
@@ -111,7 +117,7 @@ static void signal_view(const json_t *signals, const char *ticker, enum signal_d
 			if (name == NULL || view == NULL || strcmp(name, ticker) != 0 ||
 			    signal_direction_parse(view, &parsed) != 0)
 				continue;
-			double weight = json_number_value(json_object_get(entry, "confidence"));
+			double weight = json_number_value(json_object_get(entry, "confidence")) * scale;
 			net += parsed == SIGNAL_BULLISH ? weight : parsed == SIGNAL_BEARISH ? -weight : 0;
 		}
 	}

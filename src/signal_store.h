@@ -13,4 +13,12 @@
  */
 json_t *signal_store_show(PGconn *conn, const char *signal_id, char *err, size_t errsize);
 
+/*
+ * The signals of `ids` (an array of strings) as consumed, in that order:
+ * each one's body, or the bare id when no dispatcher recorded it (a task
+ * sent by a client that named signal ids of its own). A new array, or
+ * NULL with err.
+ */
+json_t *signal_store_bodies(PGconn *conn, const json_t *ids, char *err, size_t errsize);
+
 #endif

@@ -404,6 +404,68 @@ START_TEST(test_execution_cost_is_the_order_managers_with_a_default_of_one_credi
 }
 END_TEST
 
+/* A bias_agent step over flat bars of AAA and the given signals: the ticker's bias entry (new reference). */
+static json_t *bias_of_signals(json_t *signals)
+{
+	json_t *closes = json_array();
+	for (int i = 0; i < 40; i++)
+		json_array_append_new(closes, json_real(100));
+	json_t *state = json_pack("{s:{s:{s:o}}, s:o}", "bars", "AAA", "closes", closes, "signals", signals);
+	struct agent_context context = { .signals = signals, .state = state };
+	json_t *output = NULL;
+	char err[256];
+	ck_assert_int_eq(bias_agent_run(&context, NULL, &output, err, sizeof err), AGENT_COMPLETED);
+	json_t *bias = json_incref(json_object_get(json_object_get(output, "tickers"), "AAA"));
+	json_decref(output);
+	json_decref(state);
+	return bias;
+}
+
+/* The run's signals count with their direction and confidence, scaled by metadata.weight. */
+START_TEST(test_bias_weighs_the_signals_by_direction_confidence_and_metadata_weight)
+{
+#define ONE_SIGNAL_WITH_METADATA \
+	"[{\"signal_id\": \"s1\", \"tickers\": [{\"ticker\": \"AAA\", \"signal\": \"BULLISH\", \"confidence\": 80}]," \
+	" \"metadata\": %s}]"
+	struct {
+		const char *metadata;
+		const char *signal;
+		double confidence;
+	} cases[] = {
+		{ "{}", "BULLISH", 80 },
+		{ "{\"weight\": 0.5}", "BULLISH", 40 },
+		{ "{\"weight\": 0}", "NEUTRAL", 0 },
+		{ "{\"weight\": 7}", "BULLISH", 80 },	  /* out of 0..1: ignored */
+		{ "{\"weight\": \"x\"}", "BULLISH", 80 }, /* not a number: ignored */
+	};
+	int scores[5];
+	for (size_t i = 0; i < 5; i++) {
+		char text[400];
+		snprintf(text, sizeof text, ONE_SIGNAL_WITH_METADATA, cases[i].metadata);
+		json_t *signals = json_loads(text, 0, NULL);
+		ck_assert_ptr_nonnull(signals);
+		json_t *bias = bias_of_signals(signals);
+		ck_assert_str_eq(json_string_value(json_object_get(bias, "signal")), cases[i].signal);
+		ck_assert_double_eq_tol(json_number_value(json_object_get(bias, "signal_confidence")), cases[i].confidence,
+					1e-9);
+		scores[i] = (int)json_integer_value(json_object_get(bias, "score"));
+		json_decref(bias);
+	}
+	/* Flat bars: the signal alone moves the score, by confidence / 4. */
+	ck_assert_int_eq(scores[0], 20);
+	ck_assert_int_eq(scores[1], 10);
+	ck_assert_int_eq(scores[2], 0);
+	/* A bearish signal against a bullish one of the same weight cancels it; a bare id counts for nothing. */
+	json_t *mixed = json_loads("[{\"tickers\": [{\"ticker\": \"AAA\", \"signal\": \"BULLISH\", \"confidence\": 60}]},"
+				   " {\"tickers\": [{\"ticker\": \"AAA\", \"signal\": \"BEARISH\", \"confidence\": 60}]},"
+				   " \"just-an-id\"]",
+				   0, NULL);
+	json_t *bias = bias_of_signals(mixed);
+	ck_assert_str_eq(json_string_value(json_object_get(bias, "signal")), "NEUTRAL");
+	json_decref(bias);
+}
+END_TEST
+
 START_TEST(test_order_manager_without_a_database_fills_in_the_result_only)
 {
 	json_t *state = json_pack("{s:{s:{s:s, s:f, s:f, s:f}, s:{s:s, s:n, s:f, s:f}}}", "approved", "AAA",
@@ -899,6 +961,7 @@ static Suite *agents_suite(void)
 	tcase_add_test(runner, test_market_data_without_database_fails);
 	tcase_add_test(runner, test_time_trigger_completes_in_periodic_mode);
 	tcase_add_test(runner, test_agents_table_lists_each_agent);
+	tcase_add_test(runner, test_bias_weighs_the_signals_by_direction_confidence_and_metadata_weight);
 	tcase_add_test(runner, test_each_agent_checks_its_config_keys_and_values_when_saved);
 	tcase_add_test(runner, test_run_past_its_time_limit_starts_no_further_step_and_fails);
 	tcase_add_test(runner, test_run_within_its_time_limit_is_not_cut);

@@ -35,6 +35,16 @@ START_TEST(test_injected_signal_runs_pipeline_to_success_with_result_in_redis)
 					  signal_id);
 	ck_assert_ptr_nonnull(steps);
 	ck_assert_int_ge(atoi(steps), 5);
+	/* The bias step weighed the signal itself, as consumed: BULLISH at 90. */
+	char *view = harness_query_value(db,
+					 "SELECT concat_ws(' ', s->'output'->'tickers'->'AAPL'->>'signal',"
+					 " s->'output'->'tickers'->'AAPL'->>'signal_confidence')"
+					 " FROM executions e, jsonb_array_elements(e.result->'steps') s"
+					 " WHERE $1 = ANY(e.signal_ids) AND s->>'agent_type' = 'bias_agent'",
+					 signal_id);
+	ck_assert_ptr_nonnull(view);
+	ck_assert_str_eq(view, "BULLISH 90.0");
+	free(view);
 	PQfinish(db);
 
 	redisContext *redis = harness_redis();
