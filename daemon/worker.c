@@ -268,6 +268,7 @@ struct execution_run {
 	char execution_id[EXECUTION_ID_LENGTH + 1];
 	char lease_owner[EXECUTION_LEASE_OWNER_SIZE]; /* this run's token, the same through retries */
 	bool execution_live; /* RUNNING on our behalf: it must be finished */
+	char rerun_of[EXECUTION_ID_LENGTH + 1]; /* the reaped execution this run does again; "" for none */
 	char claim_key[64];  /* the one ticker of a ticker-scoped claim; "" for the whole pipeline */
 };
 
@@ -326,6 +327,28 @@ static int begin_claimed_execution(struct worker_thread *thread, const struct ce
 		if (started)
 			log_msg(LOG_INFO, "execution_resumed", "execution %s of task %s runs again",
 				call->execution_id, task->task_id);
+	}
+	if (started == 0 && task->redelivered) {
+		/*
+		 * Back after the visibility timeout, its worker dead, and its run
+		 * failed by the reaper meanwhile: the task is not lost, it runs
+		 * again as a new execution (one live per pipeline still holds).
+		 */
+		char rerun_id[EXECUTION_ID_LENGTH + 1];
+		int rerun = execution_store_rerun_reaped(thread->db, task->task_id, run->lease_owner, lease_s,
+							 (int)worker.daemon->config.worker_max_retries + 1, rerun_id,
+							 err, errsize);
+		if (rerun < 0)
+			return begin_failed(thread, outcome, err);
+		if (rerun == 1) {
+			snprintf(run->rerun_of, sizeof run->rerun_of, "%s", call->execution_id);
+			snprintf(run->execution_id, sizeof run->execution_id, "%s", rerun_id);
+			log_msg(LOG_INFO, "execution_rerun",
+				"task %s came back after its worker died and execution %s was reaped: it runs again"
+				" as execution %s",
+				task->task_id, call->execution_id, rerun_id);
+			started = 1;
+		}
 	}
 	if (started == 0) {
 		atomic_fetch_add(&worker.duplicates_dropped, 1);
@@ -699,6 +722,8 @@ static int run_execute_pipeline(struct worker_thread *thread, const struct celer
 	json_decref(signals);
 	int64_t duration = time_monotonic_ms() - started;
 	json_object_set_new(result, "execution_id", json_string(run.execution_id));
+	if (run.rerun_of[0] != '\0')
+		json_object_set_new(result, "rerun_of", json_string(run.rerun_of));
 	/* How many tries came before this one (the task's retries header). */
 	json_object_set_new(result, "retries", json_integer(task_retries_of(task->envelope)));
 	char retry_text[1200];

@@ -77,6 +77,31 @@ int execution_store_insert_running(PGconn *conn, const char *pipeline_id, const 
 	return inserted;
 }
 
+int execution_store_rerun_reaped(PGconn *conn, const char *task_id, const char *owner, long lease_s, int max_runs,
+				 char *new_id, char *err, size_t errsize)
+{
+	uuid_t id;
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, new_id);
+	char lease_text[32], max_text[16];
+	snprintf(lease_text, sizeof lease_text, "%ld", lease_s);
+	snprintf(max_text, sizeof max_text, "%d", max_runs);
+	const char *values[] = { task_id, new_id, owner, lease_text, max_text };
+	return changed_one_row(
+		conn,
+		"WITH newest AS (SELECT * FROM executions WHERE task_id = $1 ORDER BY created_at DESC, id LIMIT 1),"
+		" runs AS (SELECT count(*) AS n FROM executions WHERE task_id = $1)"
+		" INSERT INTO executions (id, pipeline_id, status, triggered_by, signal_ids, task_id, claim_key,"
+		"                         enqueued_at, started_at, lease_owner, lease_renewed_at, lease_expires_at)"
+		" SELECT $2::uuid, newest.pipeline_id, 'RUNNING', newest.triggered_by, newest.signal_ids, $1,"
+		"        newest.claim_key, now(), now(), $3, now(), now() + make_interval(secs => $4::double precision)"
+		" FROM newest, runs"
+		" WHERE newest.status = 'FAILED' AND newest.error LIKE 'lease expired:%' AND runs.n < $5::integer"
+		" ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
+		" DO NOTHING RETURNING id",
+		5, values, err, errsize);
+}
+
 int execution_store_resume(PGconn *conn, const char *execution_id, const char *task_id,
 			   const char *owner, long lease_s, char *err, size_t errsize)
 {

@@ -64,6 +64,20 @@ int execution_store_resume(PGconn *conn, const char *execution_id, const char *t
 			   const char *owner, long lease_s, char *err, size_t errsize);
 
 /*
+ * A task redelivered after its worker died, whose execution the reaper
+ * has since failed ("lease expired: ..."): the task runs again, as a
+ * Celery task comes back after the visibility timeout, but as a new
+ * RUNNING execution under a lease held by `owner` (into new_id,
+ * EXECUTION_ID_LENGTH + 1 bytes): the failed one stays as it was. Only
+ * when the task's newest execution is such a reaped one, fewer than
+ * max_runs executions of the task exist (a task that kills its worker
+ * each time stops there), and the pipeline has no live execution.
+ * Returns 1 inserted, 0 when it must not run, -1 on error.
+ */
+int execution_store_rerun_reaped(PGconn *conn, const char *task_id, const char *owner, long lease_s, int max_runs,
+				 char *new_id, char *err, size_t errsize);
+
+/*
  * RUNNING -> SUCCEEDED/FAILED with the result and error text, only while
  * `owner` still holds the lease. An execution moved to HOLDING while it
  * ran keeps that status (it must go on blocking its pipeline) but gets

@@ -585,6 +585,62 @@ START_TEST(test_a_run_over_its_time_limit_fails_with_a_timeout_error)
 }
 END_TEST
 
+START_TEST(test_task_of_a_killed_worker_comes_back_after_the_visibility_timeout_and_runs_again)
+{
+	/* Workers that give back a task unacknowledged for 6 s, as Celery's visibility_timeout. */
+	pid_t pid = worker_pid("worker-a");
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS));
+	start_worker_with("worker-v1", "SIGTRIG_WORKER_VISIBILITY_TIMEOUT_S=6");
+	char *pipeline = harness_add_pipeline("came-back", "BACK");
+	PGconn *lock = slow_runs_begin();
+	char *signal_id = harness_inject_one("BACK");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "RUNNING", RECOVERY_TIMEOUT_MS));
+	char *execution_id = execution_of_signal(signal_id);
+	PGconn *db = harness_db();
+	char *task_id = harness_query_value(db, "SELECT task_id FROM executions WHERE id = $1", execution_id);
+	start_worker_with("worker-v2", "SIGTRIG_WORKER_VISIBILITY_TIMEOUT_S=6");
+	pid_t victim = worker_pid("worker-v1");
+	ck_assert_int_eq(kill(victim, SIGKILL), 0);
+
+	/* Its run is failed when the lease runs out, which frees the pipeline... */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE id = $1", execution_id, "FAILED",
+					 4 * LEASE_S * 1000));
+	slow_runs_end(lock);
+	/* ...and the task, back from unacked, runs again: a new execution of the same task, to the end. */
+	ck_assert(harness_wait_for_value("SELECT count(*) FROM executions WHERE task_id = $1 AND status = 'SUCCEEDED'",
+					 task_id, "1", RECOVERY_TIMEOUT_MS));
+	char *rerun_of = harness_query_value(db,
+					     "SELECT result->>'rerun_of' FROM executions WHERE task_id = $1 AND status = 'SUCCEEDED'",
+					     task_id);
+	ck_assert_ptr_nonnull(rerun_of);
+	ck_assert_str_eq(rerun_of, execution_id);
+	char *runs = harness_query_value(db, "SELECT count(*) FROM executions WHERE pipeline_id = $1", pipeline);
+	ck_assert_str_eq(runs, "2");
+	/* Never both live: the second began after the first was failed. */
+	char *ordered = harness_query_value(db,
+					    "SELECT bool_and(r.created_at >= f.finished_at) FROM executions f, executions r"
+					    " WHERE f.task_id = $1 AND r.task_id = $1 AND f.status = 'FAILED'"
+					    "   AND r.status = 'SUCCEEDED'",
+					    task_id);
+	ck_assert_str_eq(ordered, "t");
+	ck_assert_int_eq(log_lines("execution_rerun", task_id), 1);
+	free(ordered);
+	free(runs);
+	free(rerun_of);
+	free(task_id);
+	PQfinish(db);
+	free(execution_id);
+	free(signal_id);
+	free(pipeline);
+	pid = worker_pid("worker-v2");
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS));
+	start_worker("worker-a");
+}
+END_TEST
+
 /* ---- the stack ---- */
 
 static void stack_up(void)
@@ -602,7 +658,7 @@ static void stack_up(void)
 static void stack_down(void)
 {
 	/* Every worker daemon a test left running, worker-t of a failed time limit test too. */
-	const char *names[] = { "worker-a", "worker-b", "worker-t" };
+	const char *names[] = { "worker-a", "worker-b", "worker-t", "worker-v1", "worker-v2" };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		pid_t pid = worker_pid(names[i]);
 		if (is_running_sigtrigd(pid))
@@ -626,6 +682,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(recovery, test_a_run_failing_after_its_last_retry_ends_failed_with_the_reason);
 	tcase_add_test(recovery, test_sigterm_lets_the_runs_in_hand_finish_and_takes_no_new_task);
 	tcase_add_test(recovery, test_a_run_over_its_time_limit_fails_with_a_timeout_error);
+	tcase_add_test(recovery, test_task_of_a_killed_worker_comes_back_after_the_visibility_timeout_and_runs_again);
 	/* Last: it kills the first worker daemon and starts another. */
 	tcase_add_test(recovery, test_run_of_a_killed_worker_fails_when_its_lease_runs_out_and_the_pipeline_runs_again);
 	suite_add_tcase(suite, recovery);
