@@ -14,30 +14,26 @@
  * dies stops renewing, and the scheduler role's reaper fails the run.
  * When Redis or PostgreSQL is down the threads log once per outage and
  * retry with backoff; they never exit until the daemon stops.
+ *
+ * This file is the role itself: its threads, taking tasks, answering and
+ * acknowledging them. A run of execute_pipeline is worker_pipeline.c, the
+ * leases and their heartbeat worker_lease.c, what a finished task sends on
+ * worker_follow_ups.c; worker.h is what they share.
  */
+#include "worker.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents.h"
-#include "celery.h"
 #include "celery_broker.h"
-#include "celery_canvas.h"
-#include "daemon.h"
 #include "db.h"
-#include "execution_store.h"
-#include "execution_store_lease.h"
-#include "execution_store_worker.h"
 #include "log.h"
 #include "metrics.h"
-#include "pipeline_store.h"
 #include "redis_client.h"
-#include "signal_store.h"
 #include "task_hold.h"
-#include "task_queue.h"
-#include "task_retry.h"
 #include "timeutil.h"
 #include "trace.h"
 
@@ -59,61 +55,15 @@
 /* No command here blocks on purpose, so every one gets a timeout and shutdown is never stuck. */
 #define WORKER_REDIS_TIMEOUT_MS 5000
 
-struct worker_thread {
-	int index;
-	pthread_t thread;
-	bool started;
-	redisContext *redis;
-	PGconn *db;
-	/* The lease of the run in hand, for the heartbeat; guarded by worker.leases_lock. */
-	char lease_execution_id[EXECUTION_ID_LENGTH + 1];
-	char lease_owner[EXECUTION_LEASE_OWNER_SIZE];
-	bool lease_held;
-	bool lease_lost; /* the heartbeat found the run no longer holds it */
-	unsigned random_seed; /* rand_r's, for the jitter of retry delays */
-};
+struct worker_role worker;
 
-/* A lease as the heartbeat copies it out of a thread, to renew it without holding the lock. */
-struct worker_lease_copy {
-	char execution_id[EXECUTION_ID_LENGTH + 1];
-	char owner[EXECUTION_LEASE_OWNER_SIZE];
-};
-
-/*
- * The role's state. Owned by the main thread, which starts and stops it;
- * the worker threads only read the configuration and update the atomics.
- */
-struct worker_role {
-	struct daemon *daemon;
-	struct worker_thread *threads;
-	int thread_count;
-	pthread_t restorer;
-	bool restorer_started;
-	pthread_t heartbeat;
-	bool heartbeat_started;
-	/* The heartbeat outlives the worker threads: it renews the runs they finish on the way out. */
-	volatile int heartbeat_stop;
-	pthread_mutex_t leases_lock;
-	bool running;
-	volatile int stop;
-	atomic_int busy;
-	atomic_int redis_connections; /* open connections of the role's threads */
-	atomic_llong tasks_run, tasks_failed, tasks_rejected, tasks_restored;
-	atomic_llong leases_lost, duplicates_dropped;
-	struct task_hold *held; /* tasks taken before their eta, run when due */
-	/* Set while a backend is unreachable, so each outage is logged once, not per retry. */
-	atomic_bool redis_down, postgres_down;
-};
-
-static struct worker_role worker;
-
-static bool worker_stopping(void)
+bool worker_stopping(void)
 {
 	return worker.stop || worker.daemon->stopping;
 }
 
 /* Sleeps the next backoff step; false when the worker is stopping. */
-static bool worker_backoff(int *attempt)
+bool worker_backoff(int *attempt)
 {
 	int64_t delay = WORKER_BACKOFF_FIRST_MS << (*attempt < 6 ? *attempt : 6);
 	if (delay > WORKER_BACKOFF_MAX_MS)
@@ -123,19 +73,19 @@ static bool worker_backoff(int *attempt)
 	return !worker_stopping();
 }
 
-static void note_outage(atomic_bool *down, const char *event, const char *message)
+void note_outage(atomic_bool *down, const char *event, const char *message)
 {
 	if (!atomic_exchange(down, true))
 		log_msg(LOG_WARN, event, "%s; retrying", message);
 }
 
-static void note_recovery(atomic_bool *down, const char *event)
+void note_recovery(atomic_bool *down, const char *event)
 {
 	if (atomic_exchange(down, false))
 		log_msg(LOG_INFO, event, "reachable again");
 }
 
-static void worker_close_redis(redisContext **redis)
+void worker_close_redis(redisContext **redis)
 {
 	if (*redis == NULL)
 		return;
@@ -145,7 +95,7 @@ static void worker_close_redis(redisContext **redis)
 }
 
 /* A usable connection in *redis, reconnecting a broken one; false when Redis is unreachable. */
-static bool worker_ensure_redis(redisContext **redis)
+bool worker_ensure_redis(redisContext **redis)
 {
 	if (*redis != NULL && (*redis)->err == 0)
 		return true;
@@ -162,7 +112,7 @@ static bool worker_ensure_redis(redisContext **redis)
 	return true;
 }
 
-static bool worker_ensure_postgres(struct worker_thread *thread)
+bool worker_ensure_postgres(struct worker_thread *thread)
 {
 	/*
 	 * A connection that looks fine is not proof that the server is back
@@ -181,31 +131,23 @@ static bool worker_ensure_postgres(struct worker_thread *thread)
 }
 
 /* After a failed query: whether the connection itself broke (retry) rather than the query (fail). */
-static bool postgres_connection_lost(const struct worker_thread *thread)
+bool postgres_connection_lost(const struct worker_thread *thread)
 {
 	return thread->db == NULL || PQstatus(thread->db) != CONNECTION_OK;
 }
 
 /* ---- what a task came to ---- */
 
-struct task_outcome {
-	const char *status; /* "SUCCESS", "FAILURE" or "REVOKED"; NULL: a duplicate, acked without a result */
-	json_t *result;
-};
 
-static void outcome_failure(struct task_outcome *outcome, const char *exc_type, const char *message)
+void outcome_failure(struct task_outcome *outcome, const char *exc_type, const char *message)
 {
 	outcome->status = "FAILURE";
 	json_decref(outcome->result);
 	outcome->result = celery_exception(exc_type, message);
 }
 
-enum handler_status {
-	HANDLER_DONE,    /* the outcome is final: store it and ack */
-	HANDLER_STOPPED, /* the worker stops before the task could start: give it back */
-};
 
-static void emit_trace(const char *stage, const json_t *signal_ids, json_t *fields)
+void emit_trace(const char *stage, const json_t *signal_ids, json_t *fields)
 {
 	if (json_array_size(signal_ids) == 0) {
 		trace_emit(stage, NULL, fields);
@@ -218,558 +160,13 @@ static void emit_trace(const char *stage, const json_t *signal_ids, json_t *fiel
 	json_decref(fields);
 }
 
-/* ---- app.orchestration.tasks.execute_pipeline ---- */
-
-/* The task's keyword arguments, validated. */
-struct pipeline_call {
-	const char *pipeline_id;
-	const char *execution_id; /* NULL: a plain send_task(); the worker records the run itself */
-	json_t *signal_ids;       /* borrowed array of strings */
-	bool triggered_by_signal;
-};
-
-static int parse_pipeline_call(const json_t *kwargs, struct pipeline_call *call, char *err,
-			       size_t errsize)
-{
-	memset(call, 0, sizeof *call);
-	call->pipeline_id = json_string_value(json_object_get(kwargs, "pipeline_id"));
-	if (call->pipeline_id == NULL) {
-		snprintf(err, errsize, "execute_pipeline: kwargs.pipeline_id is missing or not a string");
-		return -1;
-	}
-	const json_t *execution_id = json_object_get(kwargs, "execution_id");
-	if (execution_id != NULL && !json_is_null(execution_id) && !json_is_string(execution_id)) {
-		snprintf(err, errsize, "execute_pipeline: kwargs.execution_id must be a string");
-		return -1;
-	}
-	call->execution_id = json_string_value(execution_id);
-	json_t *signal_ids = json_object_get(kwargs, "signal_ids");
-	if (signal_ids != NULL && !json_is_null(signal_ids)) {
-		size_t index;
-		const json_t *id;
-		bool strings = json_is_array(signal_ids);
-		json_array_foreach(signal_ids, index, id)
-			strings = strings && json_is_string(id);
-		if (!strings) {
-			snprintf(err, errsize,
-				 "execute_pipeline: kwargs.signal_ids must be an array of strings");
-			return -1;
-		}
-		call->signal_ids = signal_ids;
-	}
-	call->triggered_by_signal = json_is_true(json_object_get(kwargs, "triggered_by_signal"));
-	return 0;
-}
-
-/* One run of a pipeline, from the start of its execution to its finish. */
-struct execution_run {
-	struct pipeline pipeline;
-	bool pipeline_loaded;
-	char execution_id[EXECUTION_ID_LENGTH + 1];
-	char lease_owner[EXECUTION_LEASE_OWNER_SIZE]; /* this run's token, the same through retries */
-	bool execution_live; /* RUNNING on our behalf: it must be finished */
-	char rerun_of[EXECUTION_ID_LENGTH + 1]; /* the reaped execution this run does again; "" for none */
-	char claim_key[64];  /* the one ticker of a ticker-scoped claim; "" for the whole pipeline */
-};
-
-enum begin_status {
-	BEGIN_RUN,        /* execution RUNNING for us and pipeline loaded */
-	BEGIN_FINISH,     /* execution RUNNING for us but it cannot run: finish it FAILED with err */
-	BEGIN_DONE,       /* nothing to run; the outcome says what to answer */
-	BEGIN_CONNECTION, /* PostgreSQL went away: retry */
-};
-
-/* A failed store call: a lost connection is retried, anything else fails the task. */
-static int begin_failed(struct worker_thread *thread, struct task_outcome *outcome, const char *err)
-{
-	if (postgres_connection_lost(thread)) {
-		note_outage(&worker.postgres_down, "worker_postgres_unavailable", err);
-		return BEGIN_CONNECTION;
-	}
-	outcome_failure(outcome, "RuntimeError", err);
-	return BEGIN_DONE;
-}
-
-/*
- * Starts the execution the dispatcher claimed. `retried`: an earlier
- * attempt may have started it before the connection broke.
- */
-static int begin_claimed_execution(struct worker_thread *thread, const struct celery_task *task,
-				   const struct pipeline_call *call, struct execution_run *run,
-				   bool retried, struct task_outcome *outcome, char *err, size_t errsize)
-{
-	snprintf(run->execution_id, sizeof run->execution_id, "%s", call->execution_id);
-	long lease_s = worker.daemon->config.worker_lease_s;
-	int started = execution_store_start_leased(thread->db, call->execution_id, run->lease_owner,
-						   lease_s, err, errsize);
-	if (started < 0)
-		return begin_failed(thread, outcome, err);
-	if (started == 0 && (task->redelivered || retried)) {
-		/*
-		 * Our task's RUNNING execution: left by a dead worker, or started by
-		 * this run just before its connection broke. Taken only when its
-		 * lease is ours or ran out: a live lease means another worker runs it.
-		 */
-		int resumed = execution_store_resume(thread->db, call->execution_id, task->task_id,
-						     run->lease_owner, lease_s, err, errsize);
-		if (resumed < 0)
-			return begin_failed(thread, outcome, err);
-		if (resumed == EXECUTION_RESUME_LEASE_HELD) {
-			atomic_fetch_add(&worker.duplicates_dropped, 1);
-			log_msg(LOG_INFO, "task_duplicate_lease_held",
-				"task %s: execution %s is RUNNING under another worker's live lease;"
-				" acknowledged without running",
-				task->task_id, call->execution_id);
-			outcome->status = NULL;
-			return BEGIN_DONE;
-		}
-		started = resumed == EXECUTION_RESUME_TAKEN;
-		if (started)
-			log_msg(LOG_INFO, "execution_resumed", "execution %s of task %s runs again",
-				call->execution_id, task->task_id);
-	}
-	if (started == 0 && task->redelivered) {
-		/*
-		 * Back after the visibility timeout, its worker dead, and its run
-		 * failed by the reaper meanwhile: the task is not lost, it runs
-		 * again as a new execution (one live per pipeline still holds).
-		 */
-		char rerun_id[EXECUTION_ID_LENGTH + 1];
-		int rerun = execution_store_rerun_reaped(thread->db, task->task_id, run->lease_owner, lease_s,
-							 (int)worker.daemon->config.worker_max_retries + 1, rerun_id,
-							 err, errsize);
-		if (rerun < 0)
-			return begin_failed(thread, outcome, err);
-		if (rerun == 1) {
-			snprintf(run->rerun_of, sizeof run->rerun_of, "%s", call->execution_id);
-			snprintf(run->execution_id, sizeof run->execution_id, "%s", rerun_id);
-			log_msg(LOG_INFO, "execution_rerun",
-				"task %s came back after its worker died and execution %s was reaped: it runs again"
-				" as execution %s",
-				task->task_id, call->execution_id, rerun_id);
-			started = 1;
-		}
-	}
-	if (started == 0) {
-		atomic_fetch_add(&worker.duplicates_dropped, 1);
-		log_msg(LOG_INFO, "task_duplicate",
-			"task %s: execution %s is no longer PENDING; acknowledged without running",
-			task->task_id, call->execution_id);
-		outcome->status = NULL;
-		return BEGIN_DONE;
-	}
-	run->execution_live = true;
-	int found = pipeline_store_get(thread->db, call->pipeline_id, &run->pipeline, err, errsize);
-	if (found < 0 && postgres_connection_lost(thread))
-		return BEGIN_CONNECTION;
-	if (found <= 0) {
-		if (found == 0)
-			snprintf(err, errsize, "no pipeline %s", call->pipeline_id);
-		return BEGIN_FINISH;
-	}
-	run->pipeline_loaded = true;
-	if (execution_store_claim_key(thread->db, run->execution_id, run->claim_key, sizeof run->claim_key, err,
-				      errsize) != 0)
-		return postgres_connection_lost(thread) ? BEGIN_CONNECTION : BEGIN_FINISH;
-	return BEGIN_RUN;
-}
-
-/* A task without an execution_id (plain Python send_task): record the run as RUNNING directly. */
-static int begin_unclaimed_execution(struct worker_thread *thread, const struct celery_task *task,
-				     const struct pipeline_call *call, struct execution_run *run,
-				     struct task_outcome *outcome, char *err, size_t errsize)
-{
-	int found = pipeline_store_get(thread->db, call->pipeline_id, &run->pipeline, err, errsize);
-	if (found < 0)
-		return begin_failed(thread, outcome, err);
-	if (found == 0) {
-		snprintf(err, errsize, "no pipeline %s", call->pipeline_id);
-		outcome_failure(outcome, "ValueError", err);
-		return BEGIN_DONE;
-	}
-	run->pipeline_loaded = true;
-	int inserted = execution_store_insert_running(
-		thread->db, call->pipeline_id, task->task_id, call->signal_ids,
-		call->triggered_by_signal ? "signal" : "task", run->lease_owner,
-		worker.daemon->config.worker_lease_s, run->execution_id, err, errsize);
-	if (inserted < 0)
-		return begin_failed(thread, outcome, err);
-	if (inserted == 0) {
-		snprintf(err, errsize, "pipeline %s already has a PENDING, RUNNING or HOLDING execution",
-			 call->pipeline_id);
-		outcome_failure(outcome, "RuntimeError", err);
-		return BEGIN_DONE;
-	}
-	run->execution_live = true;
-	return BEGIN_RUN;
-}
-
-/* Begins the run, retrying while PostgreSQL is unreachable; BEGIN_CONNECTION means stopping. */
-static int begin_execution(struct worker_thread *thread, const struct celery_task *task,
-			   const struct pipeline_call *call, struct execution_run *run,
-			   struct task_outcome *outcome, char *err, size_t errsize)
-{
-	int attempt = 0;
-	bool retried = false;
-	for (;;) {
-		int status = BEGIN_CONNECTION;
-		if (worker_ensure_postgres(thread)) {
-			if (run->pipeline_loaded)
-				pipeline_free(&run->pipeline);
-			run->pipeline_loaded = false;
-			status = call->execution_id != NULL
-					 ? begin_claimed_execution(thread, task, call, run, retried,
-								   outcome, err, errsize)
-					 : begin_unclaimed_execution(thread, task, call, run, outcome,
-								     err, errsize);
-		}
-		if (status != BEGIN_CONNECTION)
-			return status;
-		retried = true;
-		if (!worker_backoff(&attempt))
-			return BEGIN_CONNECTION;
-	}
-}
-
-/* ---- leases: the heartbeat renews those the worker threads hold ---- */
-
-/* From now until worker_release_lease(), the heartbeat renews this run's lease. */
-static void worker_hold_lease(struct worker_thread *thread, const struct execution_run *run)
-{
-	pthread_mutex_lock(&worker.leases_lock);
-	snprintf(thread->lease_execution_id, sizeof thread->lease_execution_id, "%s",
-		 run->execution_id);
-	snprintf(thread->lease_owner, sizeof thread->lease_owner, "%s", run->lease_owner);
-	thread->lease_held = true;
-	thread->lease_lost = false;
-	pthread_mutex_unlock(&worker.leases_lock);
-}
-
-static void worker_release_lease(struct worker_thread *thread)
-{
-	pthread_mutex_lock(&worker.leases_lock);
-	thread->lease_held = false;
-	thread->lease_lost = false;
-	pthread_mutex_unlock(&worker.leases_lock);
-}
-
-/* Marks the run of `owner` as having lost its lease; false when no thread holds it any more. */
-static bool worker_mark_lease_lost(const char *owner)
-{
-	bool marked = false;
-	pthread_mutex_lock(&worker.leases_lock);
-	for (int i = 0; i < worker.thread_count; i++) {
-		struct worker_thread *thread = &worker.threads[i];
-		if (thread->lease_held && !thread->lease_lost && strcmp(thread->lease_owner, owner) == 0)
-			marked = thread->lease_lost = true;
-	}
-	pthread_mutex_unlock(&worker.leases_lock);
-	return marked;
-}
-
-/*
- * One heartbeat: renews, in one statement, the leases the threads hold
- * now (copied under the lock, so that no thread waits on PostgreSQL), and
- * reports once per run a lease that is no longer the run's.
- */
-static void worker_renew_leases(PGconn **db, struct worker_lease_copy *copies,
-				struct execution_lease *leases, bool *renewed)
-{
-	size_t count = 0;
-	pthread_mutex_lock(&worker.leases_lock);
-	for (int i = 0; i < worker.thread_count; i++) {
-		const struct worker_thread *thread = &worker.threads[i];
-		if (!thread->lease_held || thread->lease_lost)
-			continue;
-		memcpy(copies[count].execution_id, thread->lease_execution_id,
-		       sizeof copies[count].execution_id);
-		memcpy(copies[count].owner, thread->lease_owner, sizeof copies[count].owner);
-		leases[count].execution_id = copies[count].execution_id;
-		leases[count].owner = copies[count].owner;
-		count++;
-	}
-	pthread_mutex_unlock(&worker.leases_lock);
-	if (count == 0)
-		return;
-	char err[512];
-	if (db_ensure(db, worker.daemon->config.postgres_url, err, sizeof err) == NULL) {
-		note_outage(&worker.postgres_down, "worker_postgres_unavailable", err);
-		return;
-	}
-	if (execution_store_renew_leases(*db, leases, count, worker.daemon->config.worker_lease_s,
-					 renewed, err, sizeof err) < 0) {
-		log_msg(LOG_WARN, "execution_lease_renew_failed", "%s", err);
-		return;
-	}
-	/* Not renewed: the run finished meanwhile (not news), or its execution was reaped or taken. */
-	for (size_t i = 0; i < count; i++) {
-		if (renewed[i] || !worker_mark_lease_lost(copies[i].owner))
-			continue;
-		atomic_fetch_add(&worker.leases_lost, 1);
-		log_msg(LOG_WARN, "execution_lease_lost",
-			"execution %s is no longer RUNNING under this run's lease (reaped or taken over);"
-			" the run goes on but its outcome will not be recorded",
-			copies[i].execution_id);
-	}
-}
-
-/* Renews the leases every third of worker.lease_s, whatever the agents are doing. */
-static void *worker_heartbeat_main(void *argument)
-{
-	(void)argument;
-	size_t slots = (size_t)worker.thread_count;
-	struct worker_lease_copy *copies = calloc(slots, sizeof *copies);
-	struct execution_lease *leases = calloc(slots, sizeof *leases);
-	bool *renewed = calloc(slots, sizeof *renewed);
-	if (copies == NULL || leases == NULL || renewed == NULL)
-		log_msg(LOG_ERROR, "worker_heartbeat_failed", "out of memory: leases are not renewed");
-	PGconn *db = NULL;
-	int64_t interval_ms = worker.daemon->config.worker_lease_s * 1000 / 3;
-	while (copies != NULL && leases != NULL && renewed != NULL && !worker.heartbeat_stop) {
-		time_sleep_ms_unless(interval_ms, &worker.heartbeat_stop);
-		if (!worker.heartbeat_stop)
-			worker_renew_leases(&db, copies, leases, renewed);
-	}
-	if (db != NULL)
-		PQfinish(db);
-	free(copies);
-	free(leases);
-	free(renewed);
-	return NULL;
-}
-
-/*
- * RUNNING -> SUCCEEDED/FAILED, retried until it is recorded or the worker
- * stops. A run that lost its lease records nothing: what happened since
- * (the reaper failed it, another worker took it over) stands.
- */
-static void finish_execution(struct worker_thread *thread, const struct execution_run *run,
-			     bool succeeded, const json_t *result, const char *error)
-{
-	const char *execution_id = run->execution_id;
-	char err[512];
-	int attempt = 0;
-	for (;;) {
-		int finished = -1;
-		if (worker_ensure_postgres(thread))
-			finished = execution_store_finish_leased(thread->db, execution_id,
-								 run->lease_owner, succeeded, result,
-								 error, err, sizeof err);
-		if (finished == 1)
-			return;
-		if (finished == 0) {
-			log_msg(LOG_WARN, "execution_finish_lease_lost",
-				"execution %s: this run lost its lease (reaped or taken over); its %s"
-				" outcome is not recorded",
-				execution_id, succeeded ? "SUCCEEDED" : "FAILED");
-			return;
-		}
-		if (thread->db != NULL && !postgres_connection_lost(thread)) {
-			log_msg(LOG_ERROR, "execution_finish_failed", "execution %s: %s", execution_id,
-				err);
-			return;
-		}
-		note_outage(&worker.postgres_down, "worker_postgres_unavailable", err);
-		if (!worker_backoff(&attempt)) {
-			log_msg(LOG_ERROR, "execution_left_running",
-				"execution %s: stopping before PostgreSQL came back", execution_id);
-			return;
-		}
-	}
-}
-
-/*
- * No query of a run outlives its time limit (statement_timeout, in ms; 0
- * lifts it). Best effort: a connection that refuses keeps running
- * without, and the step deadline still holds.
- */
-static void worker_limit_statements(struct worker_thread *thread, long timeout_ms)
-{
-	char sql[64], err[256];
-	snprintf(sql, sizeof sql, "SET statement_timeout = %ld", timeout_ms);
-	PGresult *result = thread->db != NULL ? db_query(thread->db, sql, 0, NULL, err, sizeof err) : NULL;
-	PQclear(result);
-}
-
-/*
- * A run that failed retryably is tried again, as Celery's Task.retry()
- * does it: the task is sent again (same id, retries + 1, an eta at the end
- * of the backoff), and only then the execution goes back to PENDING,
- * holding its claim, so that no other run of the pipeline starts
- * meanwhile. Sending first means a worker that dies in between leaves a
- * RUNNING execution, which its lease and the reaper deal with, never a
- * PENDING one that nothing will run. Returns true when the retry is
- * scheduled (retry_text says which and when), false when the run must
- * end FAILED: retries used up, or the retry could not be sent.
- */
-static bool schedule_retry(struct worker_thread *thread, const struct celery_task *task,
-			   const struct execution_run *run, json_t *result, const char *reason, char *retry_text,
-			   size_t retry_size)
-{
-	const struct config *config = &worker.daemon->config;
-	int retries = task_retries_of(task->envelope);
-	if (retries >= config->worker_max_retries)
-		return false;
-	double delay = task_retry_delay_s(retries, config->worker_retry_backoff_s, config->worker_retry_backoff_max_s,
-					  (double)rand_r(&thread->random_seed) / ((double)RAND_MAX + 1));
-	/* A task sent without an execution id ran under one the worker recorded: the retry runs that one. */
-	json_t *kwargs = json_deep_copy(task->kwargs);
-	json_object_set_new(kwargs, "execution_id", json_string(run->execution_id));
-	char err[512];
-	char *envelope = celery_retry_envelope(task, kwargs, retries + 1, time_now_seconds() + delay, err, sizeof err);
-	json_decref(kwargs);
-	char queue[256];
-	celery_priority_queue(config->redis_queue, celery_envelope_priority(task->envelope), queue, sizeof queue);
-	bool sent = envelope != NULL && worker_ensure_redis(&thread->redis) &&
-		    task_queue_push(&thread->redis, config->redis_url, queue, &envelope, 1, err, sizeof err) == 0;
-	free(envelope);
-	if (!sent) {
-		log_msg(LOG_WARN, "execution_retry_not_sent", "execution %s: its retry could not be sent (%s); it fails",
-			run->execution_id, err);
-		return false;
-	}
-	snprintf(retry_text, retry_size, "retry %d of %ld in %.1f s: %s", retries + 1, config->worker_max_retries,
-		 delay, reason);
-	json_object_set_new(result, "retry",
-			    json_pack("{s:i, s:I, s:f}", "attempt", retries + 1, "of",
-				      (json_int_t)config->worker_max_retries, "delay_s", delay));
-	int moved = -1;
-	for (int attempt = 0; moved < 0 && worker_ensure_postgres(thread);) {
-		moved = execution_store_retry_leased(thread->db, run->execution_id, run->lease_owner, result,
-						     retry_text, err, sizeof err);
-		if (moved < 0 && (!postgres_connection_lost(thread) || !worker_backoff(&attempt)))
-			break;
-	}
-	if (moved < 0) {
-		/* The retry sent finds the execution RUNNING, not PENDING: dropped, and the finish below stands. */
-		log_msg(LOG_WARN, "execution_retry_not_recorded", "execution %s: %s; it fails instead", run->execution_id,
-			err);
-		return false;
-	}
-	if (moved == 0)
-		log_msg(LOG_WARN, "execution_retry_lease_lost",
-			"execution %s: the lease was lost before the retry was recorded; the sent retry is a duplicate",
-			run->execution_id);
-	metrics_add(METRIC_execution_retries_total, 1);
-	log_event(LOG_WARN, "execution_retry_scheduled",
-		  json_pack("{s:s, s:s, s:i, s:I, s:f, s:s}", "execution_id", run->execution_id, "task_id", task->task_id,
-			    "attempt", retries + 1, "of", (json_int_t)config->worker_max_retries, "delay_s", delay,
-			    "reason", reason));
-	return true;
-}
-
-static int run_execute_pipeline(struct worker_thread *thread, const struct celery_task *task,
-				struct task_outcome *outcome)
-{
-	char err[1024];
-	struct pipeline_call call;
-	if (parse_pipeline_call(task->kwargs, &call, err, sizeof err) != 0) {
-		outcome_failure(outcome, "TypeError", err);
-		return HANDLER_DONE;
-	}
-	struct execution_run run = { 0 };
-	execution_lease_owner_new(run.lease_owner);
-	int begun = begin_execution(thread, task, &call, &run, outcome, err, sizeof err);
-	if (begun == BEGIN_CONNECTION)
-		return HANDLER_STOPPED;
-	if (begun == BEGIN_DONE)
-		return HANDLER_DONE;
-	worker_hold_lease(thread, &run);
-	emit_trace("started", call.signal_ids,
-		   json_pack("{s:s, s:s, s:s}", "pipeline_id", call.pipeline_id, "execution_id",
-			     run.execution_id, "task_id", task->task_id));
-	int64_t started = time_monotonic_ms();
-	json_t *result = NULL;
-	bool succeeded = false, retryable = false;
-	/* The signals as consumed, so that the agents weigh their direction, confidence and metadata. */
-	json_t *signals = NULL;
-	if (begun == BEGIN_RUN && call.signal_ids != NULL) {
-		signals = signal_store_bodies(thread->db, call.signal_ids, err, sizeof err);
-		if (signals == NULL) {
-			char cause[sizeof err];
-			snprintf(cause, sizeof cause, "%s", err);
-			snprintf(err, sizeof err, "the triggering signals could not be read: %.900s", cause);
-			result = json_pack("{s:s, s:s, s:s, s:b}", "pipeline_id", call.pipeline_id, "status", "FAILED",
-					   "error", err, "retryable", 1);
-			retryable = true;
-		}
-	}
-	if (begun == BEGIN_RUN && result == NULL) {
-		struct agent_context context = {
-			.db = thread->db,
-			.pipeline = &run.pipeline,
-			.execution_id = run.execution_id,
-			.signals = signals,
-			.state = json_object(),
-			.scope_ticker = run.claim_key[0] != '\0' ? run.claim_key : NULL,
-			.deadline_ms = time_monotonic_ms() + worker.daemon->config.worker_time_limit_s * 1000,
-			.time_limit_s = worker.daemon->config.worker_time_limit_s,
-		};
-		worker_limit_statements(thread, worker.daemon->config.worker_time_limit_s * 1000);
-		json_t *no_signals = json_array();
-		if (context.signals == NULL)
-			context.signals = no_signals;
-		succeeded = agents_run_pipeline(&context, &result, err, sizeof err) == 0;
-		retryable = context.retryable;
-		worker_limit_statements(thread, 0);
-		json_decref(context.state);
-		json_decref(no_signals);
-		metrics_add(METRIC_pipeline_executions_total, 1);
-	} else if (result == NULL) {
-		result = json_pack("{s:s, s:s, s:s}", "pipeline_id", call.pipeline_id, "status", "FAILED",
-				   "error", err);
-	}
-	json_decref(signals);
-	int64_t duration = time_monotonic_ms() - started;
-	json_object_set_new(result, "execution_id", json_string(run.execution_id));
-	if (run.rerun_of[0] != '\0')
-		json_object_set_new(result, "rerun_of", json_string(run.rerun_of));
-	/* How many tries came before this one (the task's retries header). */
-	json_object_set_new(result, "retries", json_integer(task_retries_of(task->envelope)));
-	char retry_text[1200];
-	if (retryable && schedule_retry(thread, task, &run, result, err, retry_text, sizeof retry_text)) {
-		worker_release_lease(thread);
-		emit_trace("retrying", call.signal_ids,
-			   json_pack("{s:s, s:s, s:s, s:s}", "pipeline_id", call.pipeline_id, "execution_id",
-				     run.execution_id, "task_id", task->task_id, "retry", retry_text));
-		/* As a stock worker records a retry: AsyncResult.get() goes on waiting for the retried run. */
-		outcome->status = "RETRY";
-		outcome->result = celery_exception("Retry", retry_text);
-		json_decref(result);
-		pipeline_free(&run.pipeline);
-		return HANDLER_DONE;
-	}
-	finish_execution(thread, &run, succeeded, result, succeeded ? NULL : err);
-	worker_release_lease(thread);
-	if (!succeeded) {
-		metrics_add(METRIC_execution_failures_total, 1);
-		atomic_fetch_add(&worker.tasks_failed, 1);
-	}
-	const char *status = succeeded ? "SUCCEEDED" : "FAILED";
-	log_event(succeeded ? LOG_INFO : LOG_WARN, "execution_finished",
-		  json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?}", "pipeline_id", call.pipeline_id,
-			    "execution_id", run.execution_id, "task_id", task->task_id, "status",
-			    status, "duration_ms", (json_int_t)duration, "error",
-			    succeeded ? NULL : err));
-	emit_trace("finished", call.signal_ids,
-		   json_pack("{s:s, s:s, s:s, s:s, s:I}", "pipeline_id", call.pipeline_id,
-			     "execution_id", run.execution_id, "task_id", task->task_id, "status",
-			     status, "duration_ms", (json_int_t)duration));
-	/* The task ran: Celery sees SUCCESS with the run's own status inside, as the Python task returned. */
-	outcome->status = "SUCCESS";
-	outcome->result = result;
-	if (run.pipeline_loaded)
-		pipeline_free(&run.pipeline);
-	return HANDLER_DONE;
-}
-
 /* The tasks this worker runs. Any other name is answered with NotRegistered, as Celery does. */
 static const struct task_handler {
 	const char *name;
 	int (*run)(struct worker_thread *thread, const struct celery_task *task,
 		   struct task_outcome *outcome);
 } task_handlers[] = {
-	{ CELERY_TASK_EXECUTE_PIPELINE, run_execute_pipeline },
+	{ CELERY_TASK_EXECUTE_PIPELINE, worker_run_execute_pipeline },
 };
 
 static const struct task_handler *find_task_handler(const char *name)
@@ -889,51 +286,6 @@ static double task_eta_ahead(const struct celery_task *task)
 }
 
 /*
- * The tasks a finished one sends on, as a stock worker does: its chain's
- * next task and its link callbacks after a success, its errbacks after a
- * failure. Sent before the task is acknowledged: a worker that dies in
- * between leaves the task to come back, and its execution, already
- * finished, makes it a duplicate that sends nothing again.
- */
-static void send_follow_ups(struct worker_thread *thread, const struct celery_task *task,
-			    const struct task_outcome *outcome)
-{
-	bool succeeded = outcome->status != NULL && strcmp(outcome->status, "SUCCESS") == 0;
-	bool failed = outcome->status != NULL && strcmp(outcome->status, "FAILURE") == 0;
-	if (!succeeded && !failed)
-		return;
-	struct celery_follow_ups ups;
-	char err[512];
-	if (celery_follow_ups_build(task, succeeded, outcome->result, worker.daemon->config.redis_queue, &ups, err,
-				    sizeof err) != 0) {
-		log_msg(LOG_WARN, "task_follow_ups_failed", "task %s: its callbacks cannot be sent: %s",
-			task->task_id, err);
-		return;
-	}
-	if (ups.note[0] != '\0')
-		log_msg(LOG_WARN, "task_follow_ups_skipped", "task %s: not sent: %s", task->task_id, ups.note);
-	for (size_t i = 0; i < ups.count; i++) {
-		struct celery_follow_up *up = &ups.items[i];
-		int attempt = 0;
-		bool sent = false;
-		while (!sent) {
-			sent = worker_ensure_redis(&thread->redis) &&
-			       task_queue_push(&thread->redis, worker.daemon->config.redis_url, up->queue, &up->envelope,
-					       1, err, sizeof err) == 0;
-			if (!sent && !worker_backoff(&attempt))
-				break;
-		}
-		if (sent)
-			log_msg(LOG_INFO, "task_follow_up_sent", "task %s sent on %s[%s] to %s", task->task_id,
-				up->task_name, up->task_id, up->queue);
-		else
-			log_msg(LOG_WARN, "task_follow_up_lost", "task %s: stopping before %s[%s] could be sent: %s",
-				task->task_id, up->task_name, up->task_id, err);
-	}
-	celery_follow_ups_free(&ups);
-}
-
-/*
  * Runs one taken task to its reply. Returns true when the task was held
  * for its eta instead: the hold owns *taken then.
  */
@@ -992,7 +344,7 @@ static bool handle_task(struct worker_thread *thread, struct celery_taken *taken
 	}
 	/* A message that did not parse has no callbacks one could trust. */
 	if (parsed)
-		send_follow_ups(thread, &task, &outcome);
+		worker_send_follow_ups(thread, &task, &outcome);
 	reply.result_json = outcome_result_json(reply.task_id, &outcome);
 	deliver_reply(thread, &reply);
 	atomic_fetch_add(&worker.tasks_run, 1);
