@@ -197,10 +197,12 @@ char *harness_add_pipeline(const char *name, const char *ticker)
 	return id;
 }
 
-char *harness_inject_one(const char *ticker)
+char *harness_inject_one(const char *ticker) { return harness_inject_view(ticker, "BULLISH", 90); }
+
+char *harness_inject_view(const char *ticker, const char *direction, double confidence)
 {
 	char args[256], *out = NULL, *err = NULL;
-	snprintf(args, sizeof args, "inject --ticker %s --signal BULLISH --confidence 90", ticker);
+	snprintf(args, sizeof args, "inject --ticker %s --signal %s --confidence %g", ticker, direction, confidence);
 	int status = harness_sigtrig(args, NULL, &out, &err);
 	ck_assert_msg(status == 0, "inject failed: %s", err);
 	out[strcspn(out, "\n")] = '\0';

@@ -49,6 +49,8 @@ bool harness_wait_for_value(const char *sql, const char *parameter, const char *
 char *harness_add_pipeline(const char *name, const char *ticker);
 /* `sigtrig inject --ticker TICKER` (BULLISH, 90): the signal's id, malloc'd. */
 char *harness_inject_one(const char *ticker);
+/* The same with the direction (BULLISH, BEARISH, NEUTRAL) and confidence given. */
+char *harness_inject_view(const char *ticker, const char *direction, double confidence);
 /* A random UUID, lower case, into buf (at least 37 bytes). */
 void harness_new_uuid(char *buf);
 

@@ -127,10 +127,14 @@ static void hold_position(const struct trading_pipeline *pipeline, const char *t
 		 4, values);
 }
 
-/* Signals the ticker and waits for the run it wakes to succeed; its execution id, malloc'd. */
+/*
+ * Signals the ticker and waits for the run it wakes to succeed; its
+ * execution id, malloc'd. The signal is NEUTRAL, so that the bias is the
+ * bars' alone: these tests are about the crosses of the sample data.
+ */
 static char *run_for_signal(const char *ticker)
 {
-	char *signal_id = harness_inject_one(ticker);
+	char *signal_id = harness_inject_view(ticker, "NEUTRAL", 50);
 	ck_assert_msg(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
 					     "SUCCEEDED", TRADING_TIMEOUT_MS),
 		      "the run for signal %s did not succeed", signal_id);
@@ -296,6 +300,29 @@ START_TEST(test_bearish_cross_sells_part_of_the_position_held)
 }
 END_TEST
 
+/* The signal that woke the run weighs in: a confident BULLISH one against the day-35 cross holds the sale back. */
+START_TEST(test_a_signal_against_the_bars_holds_the_trade_back)
+{
+	load_dax_bars("DAXH", 35);
+	struct trading_pipeline pipeline = add_pipeline("trader-held", "DAXH", NULL);
+	hold_position(&pipeline, "DAXH", "1", "1600");
+	char *signal_id = harness_inject_view("DAXH", "BULLISH", 90);
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", TRADING_TIMEOUT_MS));
+	char *execution_id = query("SELECT id FROM executions WHERE $1 = ANY(signal_ids)", signal_id);
+	/* -36 from the bars, +22.5 from the signal: still bearish, but under the strategy's threshold of 20. */
+	assert_query("SELECT concat_ws(' ', result->'steps'->1->'output'->'tickers'->'DAXH'->>'signal',"
+		     " result->'steps'->1->'output'->'tickers'->'DAXH'->>'score')"
+		     " FROM executions WHERE id = $1::uuid",
+		     execution_id, "BULLISH -13");
+	assert_query("SELECT result->'steps'->2->>'decision' FROM executions WHERE id = $1::uuid", execution_id,
+		     "DAXH hold");
+	assert_query("SELECT count(*) FROM orders WHERE execution_id = $1::uuid", execution_id, "0");
+	free(execution_id);
+	free(signal_id);
+}
+END_TEST
+
 START_TEST(test_trade_over_max_exposure_is_rejected_with_its_reason)
 {
 	load_dax_bars("DAXE", 45);
@@ -381,6 +408,7 @@ static Suite *trading_suite(void)
 	tcase_add_test(trading,
 		       test_bullish_cross_fills_an_order_moves_the_position_and_charges_once_however_often_it_runs);
 	tcase_add_test(trading, test_bearish_cross_sells_part_of_the_position_held);
+	tcase_add_test(trading, test_a_signal_against_the_bars_holds_the_trade_back);
 	tcase_add_test(trading, test_trade_over_max_exposure_is_rejected_with_its_reason);
 	tcase_add_test(trading, test_trade_over_the_position_limit_counting_the_shares_held_is_rejected);
 	tcase_add_test(trading, test_credits_that_do_not_cover_the_execution_cost_reject_the_run);
