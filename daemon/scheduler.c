@@ -154,7 +154,7 @@ static void scheduler_decide_slot(const char *pipeline_id, int64_t slot)
 		metrics_add(METRIC_periodic_slots_skipped_total, 1);
 		log_event(LOG_INFO, "periodic_slot_skipped",
 			  json_pack("{s:s, s:s, s:s}", "pipeline_id", pipeline_id, "slot", slot_text, "reason",
-				    "already_running"));
+				    claim.skip_reason));
 		return;
 	}
 	scheduler_enqueue(&claim);

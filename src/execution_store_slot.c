@@ -30,18 +30,26 @@ int execution_store_claim_slot(PGconn *conn, struct slot_claim *claim, char *err
 		"  SELECT p.id, to_timestamp($2::float8) FROM pipelines p"
 		"  WHERE p.id = $1::uuid AND p.is_active AND p.trigger_mode = 'periodic'"
 		"  ON CONFLICT DO NOTHING RETURNING pipeline_id, slot_at),"
+		" owner AS ("
+		"  SELECT u.is_active, u.credits > 0 AS has_credits FROM pipelines p JOIN users u ON u.id = p.user_id"
+		"  WHERE p.id = $1::uuid),"
 		" claimed AS ("
 		"  INSERT INTO executions (id, pipeline_id, status, task_id, triggered_by, schedule_slot)"
-		"  SELECT $3::uuid, pipeline_id, 'PENDING', $4, 'schedule', slot_at FROM slot"
+		"  SELECT $3::uuid, pipeline_id, 'PENDING', $4, 'schedule', slot_at FROM slot, owner"
+		"  WHERE owner.is_active AND owner.has_credits"
 		"  ON CONFLICT DO NOTHING RETURNING id)"
-		" SELECT (SELECT count(*) FROM slot), (SELECT count(*) FROM claimed)",
+		" SELECT (SELECT count(*) FROM slot), (SELECT count(*) FROM claimed),"
+		"  coalesce((SELECT is_active FROM owner), false), coalesce((SELECT has_credits FROM owner), false)",
 		4, values, err, errsize);
 	if (result == NULL)
 		return -1;
 	bool decided = PQgetvalue(result, 0, 0)[0] != '0';
 	bool fired = PQgetvalue(result, 0, 1)[0] != '0';
+	bool owner_active = PQgetvalue(result, 0, 2)[0] == 't';
+	bool owner_has_credits = PQgetvalue(result, 0, 3)[0] == 't';
 	PQclear(result);
 	claim->outcome = fired ? SLOT_FIRED : decided ? SLOT_SKIPPED : SLOT_TAKEN;
+	claim->skip_reason = !owner_active ? "unauthorized" : !owner_has_credits ? "no_budget" : "already_running";
 	if (!fired)
 		claim->execution_id[0] = '\0';
 	return 0;

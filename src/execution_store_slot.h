@@ -2,7 +2,8 @@
  * Slots of periodic pipelines (see schedule.h). Each slot is decided once,
  * by whichever scheduler first records it in schedule_slots: it fires (a
  * PENDING execution carrying the slot) unless the pipeline still has a live
- * execution, in which case the slot is skipped for good. Every other
+ * execution, or its owner may not run it (inactive, or out of credits, the
+ * dispatcher's rules for signals), in which case it is skipped for good. Every other
  * scheduler, then or later, finds the slot decided and leaves it alone.
  */
 #ifndef SIGTRIG_EXECUTION_STORE_SLOT_H
@@ -16,7 +17,7 @@
 
 enum slot_outcome {
 	SLOT_FIRED,         /* this call claimed an execution for the slot */
-	SLOT_SKIPPED,       /* this call decided the slot, but the previous run was still live */
+	SLOT_SKIPPED,       /* this call decided the slot without a run: see skip_reason */
 	SLOT_TAKEN,         /* decided before, by this scheduler or another; or the pipeline is gone */
 };
 
@@ -26,6 +27,12 @@ struct slot_claim {
 	char task_id[EXECUTION_ID_LENGTH + 1];      /* filled by the caller */
 	char execution_id[EXECUTION_ID_LENGTH + 1]; /* filled when fired */
 	enum slot_outcome outcome;
+	/*
+	 * Why a SLOT_SKIPPED slot did not run, as the dispatcher names it:
+	 * "already_running" (the previous run still live), "unauthorized" (the
+	 * owner is inactive) or "no_budget" (the owner has no credits left).
+	 */
+	const char *skip_reason;
 };
 
 /*

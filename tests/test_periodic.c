@@ -208,6 +208,46 @@ START_TEST(test_slot_that_finds_the_previous_run_live_is_skipped_for_good)
 }
 END_TEST
 
+/* The dispatcher's owner rules hold for schedules too: an inactive owner, or one without credits, runs nothing. */
+START_TEST(test_slots_of_an_owner_inactive_or_without_credits_are_skipped_with_the_reason)
+{
+	int status;
+	json_t *pipeline = harness_sigtrig_json("pipelines add --json --name owner-rules --mode periodic --disabled"
+						" --user periodic-owner --config "
+						"'{\"nodes\":[{\"agent_type\":\"time_trigger\",\"config\":{\"interval\":\"2s\"}}]}'",
+						&status);
+	ck_assert_int_eq(status, 0);
+	char *id = strdup(json_string_value(json_object_get(pipeline, "id")));
+	json_decref(pipeline);
+	char log[600];
+	snprintf(log, sizeof log, "%s/log/sigtrigd.log", harness.dir);
+
+	query_command("UPDATE users SET is_active = false WHERE name = 'periodic-owner' RETURNING id", NULL);
+	set_active(id, true);
+	ck_assert(harness_wait_for_value("SELECT count(*) >= 1 FROM schedule_slots WHERE pipeline_id = $1", id, "t",
+					 PERIODIC_TIMEOUT_MS));
+	ck_assert_int_eq(query_number("SELECT count(*) FROM executions WHERE pipeline_id = '%s'", id), 0);
+	ck_assert(file_contains(log, "\"reason\":\"unauthorized\""));
+
+	query_command("UPDATE users SET is_active = true, credits = 0 WHERE name = 'periodic-owner' RETURNING id", NULL);
+	long decided = query_number("SELECT count(*) FROM schedule_slots WHERE pipeline_id = '%s'", id);
+	char enough[64];
+	snprintf(enough, sizeof enough, "%ld", decided + 1);
+	ck_assert(harness_wait_for_value("SELECT count(*) FROM schedule_slots WHERE pipeline_id = $1", id, enough,
+					 PERIODIC_TIMEOUT_MS));
+	ck_assert_int_eq(query_number("SELECT count(*) FROM executions WHERE pipeline_id = '%s'", id), 0);
+	ck_assert(file_contains(log, "\"reason\":\"no_budget\""));
+
+	/* Credits again: the next slot runs. */
+	query_command("UPDATE users SET credits = 10 WHERE name = 'periodic-owner' RETURNING id", NULL);
+	ck_assert(harness_wait_for_value("SELECT count(*) >= 1 FROM executions WHERE pipeline_id = $1"
+					 " AND triggered_by = 'schedule'",
+					 id, "t", PERIODIC_TIMEOUT_MS));
+	disable_and_settle(id);
+	free(id);
+}
+END_TEST
+
 START_TEST(test_schedule_is_validated_when_added_and_shown_with_its_next_slot)
 {
 	const struct {
@@ -406,6 +446,7 @@ static Suite *periodic_suite(void)
 	TCase *one = stack_case("one_scheduler", stack_with_every_role_up);
 	tcase_add_test(one, test_short_interval_fires_one_run_per_slot_on_its_grid);
 	tcase_add_test(one, test_slot_that_finds_the_previous_run_live_is_skipped_for_good);
+	tcase_add_test(one, test_slots_of_an_owner_inactive_or_without_credits_are_skipped_with_the_reason);
 	tcase_add_test(one, test_schedule_is_validated_when_added_and_shown_with_its_next_slot);
 	tcase_add_test(one, test_daemon_with_an_unknown_time_zone_does_not_start);
 	suite_add_tcase(suite, one);
