@@ -24,8 +24,11 @@ SIGTRIG_GENERATOR_MOCK_TICKERS=${SIGTRIG_GENERATOR_MOCK_TICKERS:-DAX,SMI,CAC,FTS
 # Every run pays its order_manager's execution_cost from the owner's
 # credits (1000 for a new user): a cent a run keeps the demo going for
 # days instead of the quarter of an hour that the default 1 credit lasts.
+# The sample data ends in the fall of 1998, so the bars say sell: short
+# selling is allowed, so that paper orders flow (`./sigtrig orders`) until
+# the position limits stop them.
 nodes='{"nodes": [{"agent_type": "market_data_agent"}, {"agent_type": "bias_agent"},
- {"agent_type": "strategy_agent"}, {"agent_type": "risk_manager"},
+ {"agent_type": "strategy_agent"}, {"agent_type": "risk_manager", "config": {"allow_short": true}},
  {"agent_type": "order_manager", "config": {"execution_cost": 0.01}}]}'
 if [ "$(./sigtrig pipelines list | wc -l)" -eq 0 ]; then
 	./sigtrig pipelines add --name "european indices" --ticker DAX --ticker SMI --ticker CAC --ticker FTSE \
