@@ -141,8 +141,11 @@ static int record_fills(struct agent_context *context, struct portfolio_order *f
 	double credits = 0;
 	int status = portfolio_store_record(context->db, &execution, fills, count, &charged_now, &credits,
 					    err, errsize);
-	if (status < 0)
+	if (status < 0) {
+		/* Rolled back; a retry of the same execution records once whatever happened here. */
+		context->retryable = true;
 		return AGENT_FAILED;
+	}
 	if (status == PORTFOLIO_CREDITS_RAN_OUT) {
 		char decision[200];
 		snprintf(decision, sizeof decision,

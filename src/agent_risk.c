@@ -164,7 +164,7 @@ static json_t *limits_json(const struct risk_limits *limits)
  * The portfolio the trades are checked against, and the budget's verdict.
  * Returns 0, or -1 with err filled.
  */
-static int load_portfolio(const struct agent_context *context, double execution_cost,
+static int load_portfolio(struct agent_context *context, double execution_cost,
 			  struct portfolio *portfolio, json_t **budget, bool *budget_ok, char *err,
 			  size_t errsize)
 {
@@ -176,8 +176,11 @@ static int load_portfolio(const struct agent_context *context, double execution_
 		return 0;
 	}
 	if (portfolio_store_load(context->db, context->pipeline->user_id, context->execution_id, portfolio,
-				 err, errsize) != 0)
+				 err, errsize) != 0) {
+		/* The portfolio may be readable on the next try; nothing was decided yet. */
+		context->retryable = true;
 		return -1;
+	}
 	char reason[160];
 	*budget_ok = risk_manager_check_budget(portfolio->credits, execution_cost,
 					       portfolio->execution_charged, reason, sizeof reason);

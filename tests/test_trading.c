@@ -323,6 +323,29 @@ START_TEST(test_a_signal_against_the_bars_holds_the_trade_back)
 }
 END_TEST
 
+/* A database error while trading is a failure that may pass: the run is retried, and fills once. */
+START_TEST(test_a_database_error_while_trading_is_retried_and_fills_once)
+{
+	load_dax_bars("DAXT", 45);
+	struct trading_pipeline pipeline = add_pipeline("trader-retried", "DAXT", NULL);
+	exec_sql("ALTER TABLE positions RENAME TO positions_away", 0, NULL);
+	char *signal_id = harness_inject_view("DAXT", "NEUTRAL", 50);
+	bool retrying = harness_wait_for_value("SELECT error LIKE 'retry 1 of 3 in %' FROM executions"
+					       " WHERE $1 = ANY(signal_ids)",
+					       signal_id, "t", TRADING_TIMEOUT_MS);
+	exec_sql("ALTER TABLE positions_away RENAME TO positions", 0, NULL);
+	ck_assert_msg(retrying, "the run failing on the missing table was not retried");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", signal_id,
+					 "SUCCEEDED", TRADING_TIMEOUT_MS));
+	char *execution_id = query("SELECT id FROM executions WHERE $1 = ANY(signal_ids)", signal_id);
+	assert_query("SELECT count(*) FROM orders WHERE execution_id = $1::uuid", execution_id, "1");
+	assert_query("SELECT credits FROM users WHERE id = $1::uuid", pipeline.user_id, "999.00");
+	assert_query("SELECT (result->>'retries')::int >= 1 FROM executions WHERE id = $1::uuid", execution_id, "t");
+	free(execution_id);
+	free(signal_id);
+}
+END_TEST
+
 START_TEST(test_trade_over_max_exposure_is_rejected_with_its_reason)
 {
 	load_dax_bars("DAXE", 45);
@@ -409,6 +432,7 @@ static Suite *trading_suite(void)
 		       test_bullish_cross_fills_an_order_moves_the_position_and_charges_once_however_often_it_runs);
 	tcase_add_test(trading, test_bearish_cross_sells_part_of_the_position_held);
 	tcase_add_test(trading, test_a_signal_against_the_bars_holds_the_trade_back);
+	tcase_add_test(trading, test_a_database_error_while_trading_is_retried_and_fills_once);
 	tcase_add_test(trading, test_trade_over_max_exposure_is_rejected_with_its_reason);
 	tcase_add_test(trading, test_trade_over_the_position_limit_counting_the_shares_held_is_rejected);
 	tcase_add_test(trading, test_credits_that_do_not_cover_the_execution_cost_reject_the_run);
