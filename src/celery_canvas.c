@@ -29,9 +29,15 @@ static const char *task_header(const struct celery_task *task, const char *name)
 	return json_string_value(json_object_get(json_object_get(task->envelope, "headers"), name));
 }
 
-/* A JSON array or null from an option, as a message's embed takes it (anything else: null). */
+/*
+ * A signature list option (link, link_error, chain) as a message's embed
+ * takes it: an array, a lone signature made an array of one (Python's
+ * Signature.set(link=sig) leaves it so), else null.
+ */
 static json_t *list_or_null(const json_t *value)
 {
+	if (json_is_object(value))
+		return json_pack("[O]", value);
 	return json_is_array(value) && json_array_size(value) > 0 ? json_deep_copy(value) : json_null();
 }
 
@@ -146,7 +152,7 @@ int celery_follow_ups_build(const struct celery_task *task, bool succeeded, cons
 					 : 0;
 			json_decref(rest);
 		}
-		const json_t *callbacks = json_object_get(embed, "callbacks");
+		json_t *callbacks = list_or_null(json_object_get(embed, "callbacks"));
 		size_t index;
 		const json_t *signature;
 		json_array_foreach(callbacks, index, signature) {
@@ -156,9 +162,10 @@ int celery_follow_ups_build(const struct celery_task *task, bool succeeded, cons
 					 ? -1
 					 : 0;
 		}
+		json_decref(callbacks);
 	} else {
 		json_t *task_id = json_string(task->task_id != NULL ? task->task_id : "");
-		const json_t *errbacks = json_object_get(embed, "errbacks");
+		json_t *errbacks = list_or_null(json_object_get(embed, "errbacks"));
 		size_t index;
 		const json_t *signature;
 		json_array_foreach(errbacks, index, signature) {
@@ -169,6 +176,7 @@ int celery_follow_ups_build(const struct celery_task *task, bool succeeded, cons
 					 : 0;
 		}
 		json_decref(task_id);
+		json_decref(errbacks);
 	}
 	const json_t *chord = json_object_get(embed, "chord");
 	if (status == 0 && chord != NULL && !json_is_null(chord))

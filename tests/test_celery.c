@@ -719,7 +719,7 @@ START_TEST(test_callbacks_on_success_and_errbacks_with_the_task_id_on_failure)
 			   "{\"task\": \"fixed\", \"args\": [1], \"kwargs\": {}, \"options\": {\"priority\": 9},"
 			   " \"immutable\": true}],"
 			   " \"errbacks\": [{\"task\": \"on_error\", \"args\": [], \"kwargs\": {}, \"options\":"
-			   " {\"link\": [{\"task\": \"after_error\"}]}}]}");
+			   " {\"link\": {\"task\": \"after_error\"}}}]}");
 	json_t *retval = json_string("done");
 	struct celery_follow_ups ups;
 	char err[256];
@@ -749,7 +749,7 @@ START_TEST(test_callbacks_on_success_and_errbacks_with_the_task_id_on_failure)
 	ck_assert_str_eq(errback.task_name, "on_error");
 	ck_assert_uint_eq(json_array_size(errback.args), 1);
 	ck_assert_str_eq(json_string_value(json_array_get(errback.args, 0)), "t1");
-	/* The errback's own link rides along as its callbacks. */
+	/* The errback's own link rides along as its callbacks (a lone signature too, as a list of one). */
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(errback.embed, "callbacks"), 0),
 							   "task")),
 			 "after_error");
