@@ -66,6 +66,16 @@ static int split_line(const char *line, size_t length, struct csv_line *out, cha
 			}
 		}
 		field[used] = '\0';
+		/* "DAX, 1628.75": spaces around an unquoted value are not part of it. */
+		if (!quoted) {
+			size_t start = 0;
+			while (field[start] == ' ' || field[start] == '\t')
+				start++;
+			while (used > start && (field[used - 1] == ' ' || field[used - 1] == '\t'))
+				used--;
+			memmove(field, field + start, used - start);
+			field[used - start] = '\0';
+		}
 		if (quoted && at < length && line[at] != ',') {
 			snprintf(err, errsize, "line %zu: text after the closing quote of column %zu", out->number,
 				 out->field_count);

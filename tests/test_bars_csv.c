@@ -60,6 +60,21 @@ START_TEST(test_dates_quotes_crlf_and_column_order)
 }
 END_TEST
 
+START_TEST(test_spaces_around_unquoted_values_are_not_part_of_them)
+{
+	struct bar_list list = { 0 };
+	char err[512];
+	ck_assert_msg(parse("day, ticker, close\n 3 , DAX ,\t1628.75 \n", &list, err, sizeof err) == 0, "%s", err);
+	ck_assert_uint_eq(list.count, 1);
+	ck_assert_str_eq(list.bars[0].ticker, "DAX");
+	ck_assert_int_eq(list.bars[0].day, 3);
+	ck_assert_double_eq_tol(list.bars[0].close, 1628.75, 1e-9);
+	bar_list_free(&list);
+	/* Inside quotes they are: a ticker has no spaces. */
+	expect_error("day,ticker,close\n3,\" DAX\",1\n", "line 2: ticker: ' DAX'");
+}
+END_TEST
+
 START_TEST(test_date_arithmetic)
 {
 	int day;
@@ -189,6 +204,7 @@ int main(void)
 	tcase_add_test(tcase, test_sample_layout_is_read);
 	tcase_add_test(tcase, test_dates_quotes_crlf_and_column_order);
 	tcase_add_test(tcase, test_date_arithmetic);
+	tcase_add_test(tcase, test_spaces_around_unquoted_values_are_not_part_of_them);
 	tcase_add_test(tcase, test_errors_name_the_line_and_load_nothing);
 	tcase_add_test(tcase, test_nul_byte_is_refused);
 	tcase_add_test(tcase, test_wire_form_round_trip_and_checks);
