@@ -264,23 +264,18 @@ static void handle_dead_lettered(struct worker_thread *thread, const struct cele
 	celery_task_free(&task);
 }
 
-static const char *task_header(const struct celery_task *task, const char *name)
-{
-	return json_string_value(json_object_get(json_object_get(task->envelope, "headers"), name));
-}
-
 /* Whether the task's "expires" header (ISO 8601, set by send_task(expires=...)) is past. */
 static bool task_expired(const struct celery_task *task)
 {
 	double expires;
-	return time_parse_iso8601(task_header(task, "expires"), &expires) == 0 && expires < time_now_seconds();
+	return time_parse_iso8601(celery_task_header(task, "expires"), &expires) == 0 && expires < time_now_seconds();
 }
 
 /* The task's eta (send_task's countdown or eta) when it lies ahead, else 0. */
 static double task_eta_ahead(const struct celery_task *task)
 {
 	double eta;
-	if (time_parse_iso8601(task_header(task, "eta"), &eta) != 0 || eta <= time_now_seconds())
+	if (time_parse_iso8601(celery_task_header(task, "eta"), &eta) != 0 || eta <= time_now_seconds())
 		return 0;
 	return eta;
 }
@@ -323,13 +318,13 @@ static bool handle_task(struct worker_thread *thread, struct celery_taken *taken
 		} else if (eta > 0 && task_hold_put(worker.held, taken, eta)) {
 			/* Still in unacked: a worker that dies with it leaves it to the visibility timeout. */
 			log_msg(LOG_INFO, "task_eta_held", "task %s[%s] runs at its eta %s", task.task_name,
-				task.task_id, task_header(&task, "eta"));
+				task.task_id, celery_task_header(&task, "eta"));
 			held = true;
 			goto done;
 		} else if (task_expired(&task)) {
 			/* As a stock worker does: revoked, not run, and the caller's get() says why. */
 			log_msg(LOG_WARN, "task_expired", "task %s[%s] expired at %s: revoked, not run",
-				task.task_name, task.task_id, task_header(&task, "expires"));
+				task.task_name, task.task_id, celery_task_header(&task, "expires"));
 			outcome.status = "REVOKED";
 			outcome.result = celery_exception("TaskRevokedError", "expired");
 		} else if (handler->run(thread, &task, &outcome) == HANDLER_STOPPED) {

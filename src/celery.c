@@ -465,6 +465,11 @@ int celery_envelope_parse(const char *text, size_t length, struct celery_task *t
 	return decode_body(task, err, errsize);
 }
 
+const char *celery_task_header(const struct celery_task *task, const char *name)
+{
+	return json_string_value(json_object_get(json_object_get(task->envelope, "headers"), name));
+}
+
 void celery_task_free(struct celery_task *task)
 {
 	free(task->text);

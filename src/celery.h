@@ -87,6 +87,9 @@ int celery_envelope_parse(const char *text, size_t length, struct celery_task *t
 			  size_t errsize);
 void celery_task_free(struct celery_task *task);
 
+/* A string header of a parsed task (headers.eta, headers.root_id, ...); NULL when absent or not a string. */
+const char *celery_task_header(const struct celery_task *task, const char *name);
+
 /*
  * A failure's result value {"exc_type", "exc_message": [message],
  * "exc_module"}: Celery re-raises it in AsyncResult.get(). The module is

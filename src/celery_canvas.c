@@ -24,11 +24,6 @@ static void note_skipped(struct celery_follow_ups *ups, const char *fmt, ...)
 	va_end(args);
 }
 
-static const char *task_header(const struct celery_task *task, const char *name)
-{
-	return json_string_value(json_object_get(json_object_get(task->envelope, "headers"), name));
-}
-
 /*
  * A signature list option (link, link_error, chain) as a message's embed
  * takes it: an array, a lone signature made an array of one (Python's
@@ -95,7 +90,7 @@ static int add_call(struct celery_follow_ups *ups, const struct celery_task *tas
 	json_t *embed = json_pack("{s:o, s:o, s:o, s:n}", "callbacks", list_or_null(json_object_get(options, "link")),
 				  "errbacks", list_or_null(json_object_get(options, "link_error")), "chain",
 				  chain != NULL ? list_or_null(chain) : json_null(), "chord");
-	const char *root_id = task_header(task, "root_id");
+	const char *root_id = celery_task_header(task, "root_id");
 	struct celery_message message = {
 		.task_name = name,
 		.task_id = task_id,
