@@ -105,3 +105,17 @@ int command_run_subcommand(const char *command, const struct command_entry *subc
 		fprintf(out, "   %-10s %s\n", subcommands[i].name, subcommands[i].summary);
 	return out == stdout ? 0 : 2;
 }
+
+const char *client_text(const json_t *object, const char *key)
+{
+	const char *text = json_string_value(json_object_get(object, key));
+	return text != NULL ? text : "-";
+}
+
+bool client_limit_is_valid(const char *command, double limit)
+{
+	if (limit >= 1 && limit <= 10000 && limit == (double)(long)limit)
+		return true;
+	fprintf(stderr, "sigtrig: %s: --limit takes a whole number from 1 to 10000\n", command);
+	return false;
+}

@@ -55,6 +55,15 @@ json_t *client_call(const char *command, const struct client_options *options, j
 int command_run_subcommand(const char *command, const struct command_entry *subcommands, size_t count,
 			   int argc, char **argv);
 
+/* A string member of a response object, or "-" when it has none: for tables and reports. */
+const char *client_text(const json_t *object, const char *key);
+
+/*
+ * Whether a --limit is a whole number from 1 to 10000, the range the
+ * daemon lists; when not, says so as "sigtrig: <command>: ..." on stderr.
+ */
+bool client_limit_is_valid(const char *command, double limit);
+
 /* Prints a JSON value, indented, on stdout. */
 void client_print_json(const json_t *value);
 

@@ -34,10 +34,8 @@ static int executions_list(int argc, char **argv)
 		options_print_usage(stderr, &list_usage, list_options, false);
 		return 2;
 	}
-	if (limit < 1 || limit > 10000 || limit != (double)(long)limit) {
-		fprintf(stderr, "sigtrig: executions list: --limit takes a whole number from 1 to 10000\n");
+	if (!client_limit_is_valid("executions list", limit))
 		return 2;
-	}
 	json_t *request = protocol_request("executions.list");
 	json_object_set_new(request, "limit", json_integer((json_int_t)limit));
 	if (pipeline != NULL)
@@ -65,12 +63,6 @@ static int executions_list(int argc, char **argv)
 	return 0;
 }
 
-static const char *text_of(const json_t *object, const char *key)
-{
-	const char *text = json_string_value(json_object_get(object, key));
-	return text != NULL ? text : "-";
-}
-
 static void print_signals(const json_t *execution)
 {
 	const json_t *signals = json_object_get(execution, "signals");
@@ -81,15 +73,15 @@ static void print_signals(const json_t *execution)
 	size_t index;
 	const json_t *signal;
 	json_array_foreach(signals, index, signal) {
-		printf("  %s  %s/%s, consumed %s\n", text_of(signal, "signal_id"), text_of(signal, "source"),
-		       text_of(signal, "signal_type"), text_of(signal, "consumed_at"));
+		printf("  %s  %s/%s, consumed %s\n", client_text(signal, "signal_id"), client_text(signal, "source"),
+		       client_text(signal, "signal_type"), client_text(signal, "consumed_at"));
 		size_t at;
 		const json_t *ticker;
 		json_array_foreach(json_object_get(signal, "tickers"), at, ticker)
-			printf("    %-10s %-8s %g%s%s\n", text_of(ticker, "ticker"), text_of(ticker, "signal"),
+			printf("    %-10s %-8s %g%s%s\n", client_text(ticker, "ticker"), client_text(ticker, "signal"),
 			       json_number_value(json_object_get(ticker, "confidence")),
 			       json_is_string(json_object_get(ticker, "reasoning")) ? "  " : "",
-			       json_is_string(json_object_get(ticker, "reasoning")) ? text_of(ticker, "reasoning") : "");
+			       json_is_string(json_object_get(ticker, "reasoning")) ? client_text(ticker, "reasoning") : "");
 	}
 	/* A signal id with no record: sent by a client that named it, never consumed by a dispatcher. */
 	json_array_foreach(ids, index, signal) {
@@ -97,7 +89,7 @@ static void print_signals(const json_t *execution)
 		size_t at;
 		const json_t *known;
 		json_array_foreach(signals, at, known)
-			recorded = recorded || strcmp(text_of(known, "signal_id"), json_string_value(signal)) == 0;
+			recorded = recorded || strcmp(client_text(known, "signal_id"), json_string_value(signal)) == 0;
 		if (!recorded)
 			printf("  %s  (no record of it)\n", json_string_value(signal));
 	}
@@ -114,7 +106,7 @@ static void print_steps(const json_t *result)
 	json_array_foreach(steps, index, step) {
 		const char *decision = json_string_value(json_object_get(step, "decision"));
 		const char *error = json_string_value(json_object_get(step, "error"));
-		printf("  %zu %-18s %-9s %5lld ms  %s\n", index + 1, text_of(step, "agent_type"), text_of(step, "status"),
+		printf("  %zu %-18s %-9s %5lld ms  %s\n", index + 1, client_text(step, "agent_type"), client_text(step, "status"),
 		       (long long)json_integer_value(json_object_get(step, "duration_ms")),
 		       error != NULL ? error : decision != NULL ? decision : "");
 	}
@@ -129,31 +121,31 @@ static void print_orders(const json_t *result)
 	size_t index;
 	const json_t *order;
 	json_array_foreach(orders, index, order)
-		printf("  %-10s %-4s %g @ %g = %.2f %s\n", text_of(order, "ticker"), text_of(order, "side"),
+		printf("  %-10s %-4s %g @ %g = %.2f %s\n", client_text(order, "ticker"), client_text(order, "side"),
 		       json_number_value(json_object_get(order, "quantity")),
 		       json_number_value(json_object_get(order, "price")),
-		       json_number_value(json_object_get(order, "value")), text_of(order, "status"));
+		       json_number_value(json_object_get(order, "value")), client_text(order, "status"));
 }
 
 /* The story of one run, for people: what woke it, each step's decision, what it traded, how it ended. */
 static void print_execution(const json_t *execution)
 {
 	const json_t *result = json_object_get(execution, "result");
-	printf("execution %s  %s\n", text_of(execution, "id"), text_of(execution, "status"));
-	printf("  pipeline  %s (%s)\n", text_of(execution, "pipeline_name"), text_of(execution, "pipeline_id"));
-	printf("  trigger   %s, task %s", text_of(execution, "triggered_by"), text_of(execution, "task_id"));
+	printf("execution %s  %s\n", client_text(execution, "id"), client_text(execution, "status"));
+	printf("  pipeline  %s (%s)\n", client_text(execution, "pipeline_name"), client_text(execution, "pipeline_id"));
+	printf("  trigger   %s, task %s", client_text(execution, "triggered_by"), client_text(execution, "task_id"));
 	if (json_integer_value(json_object_get(result, "retries")) > 0)
 		printf(", after %lld retries", (long long)json_integer_value(json_object_get(result, "retries")));
-	printf("\n  created   %s\n", text_of(execution, "created_at"));
+	printf("\n  created   %s\n", client_text(execution, "created_at"));
 	if (json_is_string(json_object_get(execution, "started_at")))
-		printf("  started   %s\n", text_of(execution, "started_at"));
+		printf("  started   %s\n", client_text(execution, "started_at"));
 	if (json_is_string(json_object_get(execution, "finished_at")))
-		printf("  finished  %s\n", text_of(execution, "finished_at"));
+		printf("  finished  %s\n", client_text(execution, "finished_at"));
 	print_signals(execution);
 	print_steps(result);
 	print_orders(result);
 	if (json_is_string(json_object_get(execution, "error")))
-		printf("error\n  %s\n", text_of(execution, "error"));
+		printf("error\n  %s\n", client_text(execution, "error"));
 }
 
 static int executions_show(int argc, char **argv)

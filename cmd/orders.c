@@ -22,10 +22,8 @@ int cmd_orders(int argc, char **argv)
 	int status = options_parse_no_operands(&usage, options, argc, argv);
 	if (status >= 0)
 		return status;
-	if (limit < 1 || limit > 10000 || limit != (double)(long)limit) {
-		fprintf(stderr, "sigtrig: orders: --limit takes a whole number from 1 to 10000\n");
+	if (!client_limit_is_valid("orders", limit))
 		return 2;
-	}
 	json_t *request = protocol_request("orders.list");
 	json_object_set_new(request, "limit", json_integer((json_int_t)limit));
 	if (user != NULL)

@@ -12,43 +12,37 @@ static const struct command_usage show_usage = {
 	"signals show", "ID", "Show a consumed signal, every decision made for it and the runs it started."
 };
 
-static const char *text_of(const json_t *object, const char *key)
-{
-	const char *text = json_string_value(json_object_get(object, key));
-	return text != NULL ? text : "-";
-}
-
 static void print_report(const json_t *report)
 {
 	const json_t *signal = json_object_get(report, "signal");
 	const json_t *body = json_object_get(signal, "body");
-	printf("signal %s\n", text_of(signal, "signal_id"));
-	printf("  consumed  %s (partition %lld, offset %lld)\n", text_of(signal, "consumed_at"),
+	printf("signal %s\n", client_text(signal, "signal_id"));
+	printf("  consumed  %s (partition %lld, offset %lld)\n", client_text(signal, "consumed_at"),
 	       (long long)json_integer_value(json_object_get(signal, "kafka_partition")),
 	       (long long)json_integer_value(json_object_get(signal, "kafka_offset")));
-	printf("  source    %s, type %s\n", text_of(signal, "source"), text_of(signal, "signal_type"));
+	printf("  source    %s, type %s\n", client_text(signal, "source"), client_text(signal, "signal_type"));
 	size_t index;
 	const json_t *ticker;
 	json_array_foreach(json_object_get(body, "tickers"), index, ticker)
-		printf("  ticker    %s %s %g%s%s\n", text_of(ticker, "ticker"), text_of(ticker, "signal"),
+		printf("  ticker    %s %s %g%s%s\n", client_text(ticker, "ticker"), client_text(ticker, "signal"),
 		       json_number_value(json_object_get(ticker, "confidence")),
-		       *text_of(ticker, "reasoning") != '-' ? "  " : "",
-		       *text_of(ticker, "reasoning") != '-' ? text_of(ticker, "reasoning") : "");
+		       *client_text(ticker, "reasoning") != '-' ? "  " : "",
+		       *client_text(ticker, "reasoning") != '-' ? client_text(ticker, "reasoning") : "");
 	printf("decisions\n");
 	const json_t *decision;
 	json_array_foreach(json_object_get(report, "decisions"), index, decision) {
-		printf("  %-8s %-21s pipeline %s (%s)", text_of(decision, "decision"),
-		       json_is_string(json_object_get(decision, "reason")) ? text_of(decision, "reason") : "",
-		       text_of(decision, "pipeline_id"), text_of(decision, "pipeline_name"));
+		printf("  %-8s %-21s pipeline %s (%s)", client_text(decision, "decision"),
+		       json_is_string(json_object_get(decision, "reason")) ? client_text(decision, "reason") : "",
+		       client_text(decision, "pipeline_id"), client_text(decision, "pipeline_name"));
 		if (json_is_string(json_object_get(decision, "execution_id")))
-			printf(" execution %s task %s", text_of(decision, "execution_id"), text_of(decision, "task_id"));
+			printf(" execution %s task %s", client_text(decision, "execution_id"), client_text(decision, "task_id"));
 		printf("\n");
 	}
 	printf("executions\n");
 	const json_t *execution;
 	json_array_foreach(json_object_get(report, "executions"), index, execution)
-		printf("  %s  %-9s %s\n", text_of(execution, "id"), text_of(execution, "status"),
-		       text_of(execution, "pipeline_name"));
+		printf("  %s  %-9s %s\n", client_text(execution, "id"), client_text(execution, "status"),
+		       client_text(execution, "pipeline_name"));
 }
 
 static int signals_show(int argc, char **argv)
