@@ -39,7 +39,7 @@ static json_t *list_or_null(const json_t *value)
 /*
  * One message for `signature` called with `first` before its own args
  * (NULL: none). `chain`: the rest of a chain it carries on (NULL: none).
- * Returns 1 added, 0 skipped (noted), -1 on error.
+ * Returns 0 (added, or skipped with a note), -1 on error.
  */
 static int add_call(struct celery_follow_ups *ups, const struct celery_task *task, const json_t *signature,
 		    const json_t *first, const json_t *chain, const char *default_queue, const char *why,
@@ -120,7 +120,24 @@ static int add_call(struct celery_follow_ups *ups, const struct celery_task *tas
 	snprintf(up->task_id, sizeof up->task_id, "%s", task_id);
 	celery_priority_queue(queue, message_priority, up->queue, sizeof up->queue);
 	up->envelope = envelope;
-	return 1;
+	return 0;
+}
+
+/* One message per signature of the embed's list `member` (callbacks, errbacks), each called with `first`. */
+static int add_calls(struct celery_follow_ups *ups, const struct celery_task *task, const char *member,
+		     const json_t *first, const char *default_queue, const char *why, char *err, size_t errsize)
+{
+	json_t *signatures = list_or_null(json_object_get(task->embed, member));
+	int status = 0;
+	size_t index;
+	const json_t *signature;
+	json_array_foreach(signatures, index, signature) {
+		status = add_call(ups, task, signature, first, NULL, default_queue, why, err, errsize);
+		if (status != 0)
+			break;
+	}
+	json_decref(signatures);
+	return status;
 }
 
 int celery_follow_ups_build(const struct celery_task *task, bool succeeded, const json_t *retval,
@@ -142,43 +159,21 @@ int celery_follow_ups_build(const struct celery_task *task, bool succeeded, cons
 			for (size_t i = 0; i < last; i++)
 				json_array_append(rest, json_array_get(chain, i));
 			status = add_call(ups, task, json_array_get(chain, last), result, rest, default_queue,
-					  "chain task", err, errsize) < 0
-					 ? -1
-					 : 0;
+					  "chain task", err, errsize);
 			json_decref(rest);
 		}
-		json_t *callbacks = list_or_null(json_object_get(embed, "callbacks"));
-		size_t index;
-		const json_t *signature;
-		json_array_foreach(callbacks, index, signature) {
-			if (status != 0)
-				break;
-			status = add_call(ups, task, signature, result, NULL, default_queue, "callback", err, errsize) < 0
-					 ? -1
-					 : 0;
-		}
-		json_decref(callbacks);
+		if (status == 0)
+			status = add_calls(ups, task, "callbacks", result, default_queue, "callback", err, errsize);
 	} else {
 		json_t *task_id = json_string(task->task_id != NULL ? task->task_id : "");
-		json_t *errbacks = list_or_null(json_object_get(embed, "errbacks"));
-		size_t index;
-		const json_t *signature;
-		json_array_foreach(errbacks, index, signature) {
-			if (status != 0)
-				break;
-			status = add_call(ups, task, signature, task_id, NULL, default_queue, "errback", err, errsize) < 0
-					 ? -1
-					 : 0;
-		}
+		status = add_calls(ups, task, "errbacks", task_id, default_queue, "errback", err, errsize);
 		json_decref(task_id);
-		json_decref(errbacks);
 	}
 	const json_t *chord = json_object_get(embed, "chord");
-	if (status == 0 && chord != NULL && !json_is_null(chord))
-		note_skipped(ups, "chord %s: chords are not supported",
-			     json_string_value(json_object_get(chord, "task")) != NULL
-				     ? json_string_value(json_object_get(chord, "task"))
-				     : "(unnamed)");
+	if (status == 0 && chord != NULL && !json_is_null(chord)) {
+		const char *body = json_string_value(json_object_get(chord, "task"));
+		note_skipped(ups, "chord %s: chords are not supported", body != NULL ? body : "(unnamed)");
+	}
 	json_decref(none);
 	if (status != 0)
 		celery_follow_ups_free(ups);
