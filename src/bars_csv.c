@@ -23,6 +23,18 @@ struct csv_line {
 	char fields[FIELDS_MAX][FIELD_MAX + 1];
 };
 
+/* Drops the spaces and tabs at both ends of text, in place. */
+static void trim_blanks(char *text)
+{
+	size_t start = 0, end = strlen(text);
+	while (text[start] == ' ' || text[start] == '\t')
+		start++;
+	while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t'))
+		end--;
+	memmove(text, text + start, end - start);
+	text[end - start] = '\0';
+}
+
 /*
  * Splits one line (without its end) into fields. Returns 0, or -1 with
  * err naming the line.
@@ -67,15 +79,8 @@ static int split_line(const char *line, size_t length, struct csv_line *out, cha
 		}
 		field[used] = '\0';
 		/* "DAX, 1628.75": spaces around an unquoted value are not part of it. */
-		if (!quoted) {
-			size_t start = 0;
-			while (field[start] == ' ' || field[start] == '\t')
-				start++;
-			while (used > start && (field[used - 1] == ' ' || field[used - 1] == '\t'))
-				used--;
-			memmove(field, field + start, used - start);
-			field[used - start] = '\0';
-		}
+		if (!quoted)
+			trim_blanks(field);
 		if (quoted && at < length && line[at] != ',') {
 			snprintf(err, errsize, "line %zu: text after the closing quote of column %zu", out->number,
 				 out->field_count);
@@ -89,13 +94,7 @@ static int split_line(const char *line, size_t length, struct csv_line *out, cha
 
 static void lower_trimmed(char *text)
 {
-	size_t start = 0, end = strlen(text);
-	while (text[start] == ' ' || text[start] == '\t')
-		start++;
-	while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\t'))
-		end--;
-	memmove(text, text + start, end - start);
-	text[end - start] = '\0';
+	trim_blanks(text);
 	for (char *c = text; *c != '\0'; c++)
 		if (*c >= 'A' && *c <= 'Z')
 			*c = (char)(*c - 'A' + 'a');
