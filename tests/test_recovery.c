@@ -493,6 +493,16 @@ static bool wait_for_exit_of(pid_t pid, int timeout_ms)
 	return kill(pid, 0) != 0;
 }
 
+/* SIGTERM to the worker daemon NAME, and its exit. */
+static void stop_worker(const char *name)
+{
+	pid_t pid = worker_pid(name);
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_msg(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS), "%s still runs %d ms after SIGTERM", name,
+		      RECOVERY_TIMEOUT_MS);
+}
+
 START_TEST(test_sigterm_lets_the_runs_in_hand_finish_and_takes_no_new_task)
 {
 	char *first = harness_add_pipeline("graceful-a", "GRCA");
@@ -548,9 +558,7 @@ END_TEST
 START_TEST(test_a_run_over_its_time_limit_fails_with_a_timeout_error)
 {
 	/* Only a worker with a 2 s limit runs now. */
-	pid_t pid = worker_pid("worker-a");
-	ck_assert_int_eq(kill(pid, SIGTERM), 0);
-	ck_assert(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS));
+	stop_worker("worker-a");
 	start_worker_with("worker-t", "SIGTRIG_WORKER_TIME_LIMIT_S=2");
 	char *pipeline = harness_add_pipeline("too-slow", "TLIM");
 	PGconn *lock = slow_runs_begin();
@@ -578,9 +586,7 @@ START_TEST(test_a_run_over_its_time_limit_fails_with_a_timeout_error)
 	free(execution_id);
 	free(signal_id);
 	free(pipeline);
-	pid = worker_pid("worker-t");
-	ck_assert_int_eq(kill(pid, SIGTERM), 0);
-	ck_assert(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS));
+	stop_worker("worker-t");
 	start_worker("worker-a");
 }
 END_TEST
@@ -588,9 +594,7 @@ END_TEST
 START_TEST(test_task_of_a_killed_worker_comes_back_after_the_visibility_timeout_and_runs_again)
 {
 	/* Workers that give back a task unacknowledged for 6 s, as Celery's visibility_timeout. */
-	pid_t pid = worker_pid("worker-a");
-	ck_assert_int_eq(kill(pid, SIGTERM), 0);
-	ck_assert(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS));
+	stop_worker("worker-a");
 	start_worker_with("worker-v1", "SIGTRIG_WORKER_VISIBILITY_TIMEOUT_S=6");
 	char *pipeline = harness_add_pipeline("came-back", "BACK");
 	PGconn *lock = slow_runs_begin();
@@ -634,9 +638,7 @@ START_TEST(test_task_of_a_killed_worker_comes_back_after_the_visibility_timeout_
 	free(execution_id);
 	free(signal_id);
 	free(pipeline);
-	pid = worker_pid("worker-v2");
-	ck_assert_int_eq(kill(pid, SIGTERM), 0);
-	ck_assert(wait_for_exit_of(pid, RECOVERY_TIMEOUT_MS));
+	stop_worker("worker-v2");
 	start_worker("worker-a");
 }
 END_TEST
