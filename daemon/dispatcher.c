@@ -58,7 +58,16 @@ void dispatcher_clear_error(void)
 
 PGconn *dispatcher_db(char *err, size_t errsize)
 {
-	return db_ensure(&dispatcher.db, dispatcher.daemon->config.postgres_url, err, errsize);
+	if (dispatcher.db != NULL && PQstatus(dispatcher.db) == CONNECTION_OK)
+		return dispatcher.db;
+	PQfinish(dispatcher.db);
+	dispatcher.db = db_connect(dispatcher.daemon->config.postgres_url, err, errsize);
+	/* A new connection knows no prepared statement. */
+	if (dispatcher.db != NULL && execution_store_prepare_decide(dispatcher.db, err, errsize) != 0) {
+		PQfinish(dispatcher.db);
+		dispatcher.db = NULL;
+	}
+	return dispatcher.db;
 }
 
 /* Reloads the pipeline index; on failure the stale one stays in use. Returns whether it loaded. */
@@ -424,7 +433,7 @@ static void dispatcher_flush_outbox_records(int64_t now)
 	for (size_t i = 0; i < count; i++)
 		ids[i] = json_string_value(json_array_get(dispatcher.unmarked, i));
 	metrics_add(METRIC_db_queries_total, 1);
-	if (execution_store_mark_enqueued(dispatcher.db, ids, count, err, sizeof err) == 0)
+	if (execution_store_mark_rounds_pushed(dispatcher.db, ids, count, err, sizeof err) == 0)
 		json_array_clear(dispatcher.unmarked);
 	free(ids);
 }

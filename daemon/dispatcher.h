@@ -57,6 +57,7 @@ enum round_phase {
 
 struct dispatcher_round {
 	enum round_phase phase;
+	char id[EXECUTION_ID_LENGTH + 1]; /* a time-ordered UUID; its claims carry it (the outbox) */
 	size_t entries, signals;      /* the ledger prefix and the signals it holds */
 	struct batch_match *matches;
 	long match_count;
@@ -99,7 +100,7 @@ struct dispatcher_state {
 	int64_t first_waiting_ms;   /* arrival of the oldest message not yet in a round */
 
 	struct dispatcher_round round;
-	json_t *unmarked;           /* execution ids pushed, their outbox record not yet written */
+	json_t *unmarked;           /* ids of rounds pushed, their outbox record not yet written */
 	int64_t retry_at_ms;        /* a failed round is retried no sooner */
 	int64_t retry_backoff_ms;
 	unsigned paused;            /* enum dispatcher_pause bits */

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "celery.h"
 #include "db.h"
+#include "ids.h"
 #include "dispatcher.h"
 #include "log.h"
 #include "metrics.h"
@@ -134,9 +134,7 @@ static void claim_init(struct execution_claim *claim, const struct pipeline *pip
 	claim->signal_ids = signal_ids;
 	claim->tickers = tickers;
 	claim->claim_key = claim_key;
-	uuid_t task_id;
-	uuid_generate_random(task_id);
-	uuid_unparse_lower(task_id, claim->task_id);
+	ids_random_uuid(claim->task_id);
 }
 
 /*
@@ -231,6 +229,7 @@ int dispatcher_round_start(void)
 		if (dispatcher.ledger[e].signal >= 0)
 			round->signals = (size_t)dispatcher.ledger[e].signal + 1;
 	round->first_ms = dispatcher.first_waiting_ms;
+	ids_time_ordered_uuid(round->id);
 	round->started = metrics_monotonic_seconds();
 	round->skips = json_array();
 	round->signal_by_id = json_object();
@@ -264,8 +263,8 @@ int dispatcher_round_start(void)
 	PGconn *db = dispatcher_db(err, sizeof err);
 	metrics_add(METRIC_db_queries_total, 1);
 	int sent = db != NULL ? execution_store_decide_batch_send(db, records, round->claims, round->claim_count,
-								  round->skips, dispatcher.unmarked, err,
-								  sizeof err)
+								  round->skips, round->id, dispatcher.unmarked,
+								  err, sizeof err)
 			      : -1;
 	json_decref(records);
 	if (sent != 0) {
@@ -339,13 +338,14 @@ static void round_report(const struct dispatcher_round *round)
 		enum skip_reason reason;
 		if (claim->claimed) {
 			enqueued++;
-			json_array_append_new(dispatcher.unmarked, json_string(claim->execution_id));
 		} else if (strcmp(claim->reason, EXECUTION_CLAIM_REPLAYED) == 0) {
 			replayed++;
 		} else if (skip_reason_from_name(claim->reason, &reason)) {
 			metrics_skip(reason, 1);
 		}
 	}
+	if (enqueued > 0)
+		json_array_append_new(dispatcher.unmarked, json_string(round->id));
 	round_observe_latency(round);
 	size_t index;
 	json_t *skip;

@@ -76,10 +76,21 @@ PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *
 	return NULL;
 }
 
-int db_send_query(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
-		  size_t errsize)
+int db_prepare(PGconn *conn, const char *name, const char *sql, int count, char *err, size_t errsize)
 {
-	if (PQsendQueryParams(conn, sql, count, NULL, values, NULL, NULL, 0) == 1)
+	PGresult *result = PQprepare(conn, name, sql, count, NULL);
+	int status = PQresultStatus(result) == PGRES_COMMAND_OK ? 0 : -1;
+	if (status != 0)
+		copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err,
+			   errsize);
+	PQclear(result);
+	return status;
+}
+
+int db_send_prepared(PGconn *conn, const char *name, int count, const char *const *values, char *err,
+		     size_t errsize)
+{
+	if (PQsendQueryPrepared(conn, name, count, values, NULL, NULL, 0) == 1)
 		return 0;
 	copy_error("postgres", PQerrorMessage(conn), err, errsize);
 	return -1;

@@ -33,14 +33,17 @@ PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *
 		   size_t errsize);
 
 /*
- * The same in three steps, for a caller that does other work while the
- * query runs: db_send_query() sends it, db_result_ready() reads what has
- * arrived without blocking (1 complete, 0 not yet, -1 the connection
- * failed), db_receive() returns the answer as db_query() would (blocking
- * until it is complete) and readies the connection for the next query.
+ * A statement run often on one connection, parsed and planned once, in
+ * steps for a caller that does other work while it runs: db_prepare()
+ * names it (blocking; 0, or -1 with err filled), db_send_prepared() sends
+ * it with its parameters, db_result_ready() reads what has arrived without
+ * blocking (1 complete, 0 not yet, -1 the connection failed), db_receive()
+ * returns the answer as db_query() would (blocking until it is complete)
+ * and readies the connection for the next query.
  */
-int db_send_query(PGconn *conn, const char *sql, int count, const char *const *values, char *err,
-		  size_t errsize);
+int db_prepare(PGconn *conn, const char *name, const char *sql, int count, char *err, size_t errsize);
+int db_send_prepared(PGconn *conn, const char *name, int count, const char *const *values, char *err,
+		     size_t errsize);
 int db_result_ready(PGconn *conn, char *err, size_t errsize);
 PGresult *db_receive(PGconn *conn, char *err, size_t errsize);
 

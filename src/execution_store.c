@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "db.h"
+#include "ids.h"
 
 #define EXECUTION_COLUMNS                                                                     \
 	"e.id, e.pipeline_id, p.name AS pipeline_name, e.status, e.triggered_by,"           \
@@ -13,15 +13,95 @@
 	" e.finished_at, e.result, e.error, e.schedule_slot"
 #define EXECUTION_FROM " FROM executions e JOIN pipelines p ON p.id = e.pipeline_id "
 
+/*
+ * The decide statement. Data-modifying CTEs run together, in one snapshot:
+ * a refusal, a claim, its decision rows and its audit row are all written,
+ * or none is. Prepared once per connection: planning it took longer than
+ * running it for a small round.
+ */
+#define DECIDE_STATEMENT "sigtrig_decide_batch"
+static const char decide_sql[] =
+	"WITH incoming AS ("
+	"  INSERT INTO signals (signal_id, body, source, signal_type, kafka_partition, kafka_offset)"
+	"  SELECT s->>'signal_id', s->'body', s->>'source', s->>'signal_type',"
+	"         (s->>'partition')::integer, (s->>'offset')::bigint"
+	"  FROM jsonb_array_elements($1::jsonb) s"
+	"  ON CONFLICT (signal_id) DO NOTHING RETURNING signal_id),"
+	/* A signal already recorded was decided before (a replay): it claims nothing again. */
+	" fresh AS ("
+	"  SELECT c, ARRAY(SELECT x FROM jsonb_array_elements_text(c->'signal_ids') x"
+	"                  WHERE x IN (SELECT signal_id FROM incoming)) AS signal_ids"
+	"  FROM jsonb_array_elements($2::jsonb) c),"
+	" candidate AS ("
+	"  SELECT (c->>'index')::integer AS claim_index, jsonb_array_length(c->'signal_ids') AS given_count,"
+	"         (c->>'execution_id')::uuid AS execution_id, c->>'task_id' AS task_id,"
+	"         (c->>'pipeline_id')::uuid AS pipeline_id, c->>'claim_key' AS claim_key,"
+	"         f.signal_ids,"
+	"         ARRAY(SELECT jsonb_array_elements_text(c->'tickers')) AS tickers, u.id AS user_id,"
+	"         CASE WHEN p.id IS NULL OR NOT p.is_active OR p.trigger_mode <> 'signal' THEN 'inactive'"
+	"              WHEN u.id IS NULL OR NOT u.is_active THEN 'unauthorized'"
+	"              WHEN u.credits <= 0 THEN 'no_budget'"
+	"              WHEN p.last_triggered_at IS NOT NULL"
+	"                   AND jsonb_typeof(p.config->'cooldown_seconds') = 'number'"
+	"                   AND p.last_triggered_at"
+	"                       + make_interval(secs => (p.config->>'cooldown_seconds')::float8) > now()"
+	"              THEN 'cooldown' END AS refusal"
+	"  FROM fresh f"
+	"  LEFT JOIN pipelines p ON p.id = (f.c->>'pipeline_id')::uuid"
+	"  LEFT JOIN users u ON u.id = p.user_id"
+	"  WHERE cardinality(f.signal_ids) > 0),"
+	" claimed AS ("
+	"  INSERT INTO executions (id, pipeline_id, status, signal_ids, task_id, claim_key, dispatch_round)"
+	"  SELECT execution_id, pipeline_id, 'PENDING', signal_ids, task_id, claim_key, $5::uuid"
+	"  FROM candidate WHERE refusal IS NULL"
+	"  ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
+	"  DO NOTHING RETURNING id, pipeline_id),"
+	" triggered AS ("
+	/* Only a pipeline with a cooldown needs it: the others' rows are left alone. */
+	"  UPDATE pipelines SET last_triggered_at = now()"
+	"  WHERE id IN (SELECT pipeline_id FROM claimed) AND config ? 'cooldown_seconds'),"
+	" outcome AS ("
+	"  SELECT c.*, cl.id IS NOT NULL AS was_claimed,"
+	"         CASE WHEN cl.id IS NULL THEN coalesce(c.refusal, 'already_running') END AS reason"
+	"  FROM candidate c LEFT JOIN claimed cl ON cl.id = c.execution_id),"
+	" decided AS ("
+	"  INSERT INTO signal_decisions (signal_id, pipeline_id, decision, reason, execution_id, task_id, tickers)"
+	"  SELECT sid, o.pipeline_id, CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
+	"         CASE WHEN o.was_claimed THEN o.execution_id END, CASE WHEN o.was_claimed THEN o.task_id END,"
+	"         o.tickers"
+	"  FROM outcome o, unnest(o.signal_ids) AS sid"
+	"  UNION ALL"
+	"  SELECT k->>'signal_id', (k->>'pipeline_id')::uuid, 'skipped', k->>'reason', NULL, NULL,"
+	"         ARRAY(SELECT jsonb_array_elements_text(k->'tickers'))"
+	"  FROM jsonb_array_elements($3::jsonb) k WHERE k->>'signal_id' IN (SELECT signal_id FROM incoming)),"
+	" audited AS ("
+	"  INSERT INTO audit_log (signal_ids, pipeline_id, user_id, decision, reason, execution_id)"
+	"  SELECT o.signal_ids, o.pipeline_id, o.user_id,"
+	"         CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
+	"         CASE WHEN o.was_claimed THEN o.execution_id END"
+	/* Claims and the owner's refusals; already_running, the bulk under load, is in the decisions only. */
+	"  FROM outcome o WHERE o.user_id IS NOT NULL AND o.pipeline_id IS NOT NULL"
+	"    AND o.reason IS DISTINCT FROM 'already_running'),"
+	/* The outbox records of the previous rounds' pushes ride along: one row per round, no query of their own. */
+	" pushed AS ("
+	"  INSERT INTO dispatch_rounds_pushed (round_id)"
+	"  SELECT (x #>> '{}')::uuid FROM jsonb_array_elements($4::jsonb) x ON CONFLICT DO NOTHING)"
+	" SELECT claim_index, was_claimed, reason, cardinality(signal_ids),"
+	"        CASE WHEN cardinality(signal_ids) <> given_count THEN to_jsonb(signal_ids)::text END"
+	" FROM outcome";
+
+int execution_store_prepare_decide(PGconn *conn, char *err, size_t errsize)
+{
+	return db_prepare(conn, DECIDE_STATEMENT, decide_sql, 5, err, errsize);
+}
+
 int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struct execution_claim *claims,
-				      size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,
-				      size_t errsize)
+				      size_t count, const json_t *skips, const char *round_id,
+				      const json_t *pushed_rounds, char *err, size_t errsize)
 {
 	json_t *candidates = json_array();
 	for (size_t i = 0; i < count; i++) {
-		uuid_t id;
-		uuid_generate_random(id);
-		uuid_unparse_lower(id, claims[i].execution_id);
+		ids_time_ordered_uuid(claims[i].execution_id);
 		claims[i].claimed = false;
 		claims[i].reason[0] = '\0';
 		json_array_append_new(candidates,
@@ -35,94 +115,16 @@ int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struc
 	char *signals_text = json_dumps(signals, JSON_COMPACT);
 	char *candidates_text = json_dumps(candidates, JSON_COMPACT);
 	char *skips_text = json_dumps(skips, JSON_COMPACT);
-	json_t *no_ids = json_array();
-	char *enqueued_text = json_dumps(enqueued_ids != NULL ? enqueued_ids : no_ids, JSON_COMPACT);
-	json_decref(no_ids);
+	json_t *no_rounds = json_array();
+	char *pushed_text = json_dumps(pushed_rounds != NULL ? pushed_rounds : no_rounds, JSON_COMPACT);
+	json_decref(no_rounds);
 	json_decref(candidates);
-	const char *values[] = { signals_text, candidates_text, skips_text, enqueued_text };
-	/*
-	 * Data-modifying CTEs run together, in one snapshot: a refusal, a claim,
-	 * its decision rows and its audit row are all written, or none is.
-	 */
-	int sent = db_send_query(
-		conn,
-		"WITH incoming AS ("
-		"  INSERT INTO signals (signal_id, body, source, signal_type, kafka_partition, kafka_offset)"
-		"  SELECT s->>'signal_id', s->'body', s->>'source', s->>'signal_type',"
-		"         (s->>'partition')::integer, (s->>'offset')::bigint"
-		"  FROM jsonb_array_elements($1::jsonb) s"
-		"  ON CONFLICT (signal_id) DO NOTHING RETURNING signal_id),"
-		/* A signal already recorded was decided before (a replay): it claims nothing again. */
-		" fresh AS ("
-		"  SELECT c, ARRAY(SELECT x FROM jsonb_array_elements_text(c->'signal_ids') x"
-		"                  WHERE x IN (SELECT signal_id FROM incoming)) AS signal_ids"
-		"  FROM jsonb_array_elements($2::jsonb) c),"
-		" candidate AS ("
-		"  SELECT (c->>'index')::integer AS claim_index, jsonb_array_length(c->'signal_ids') AS given_count,"
-		"         (c->>'execution_id')::uuid AS execution_id, c->>'task_id' AS task_id,"
-		"         (c->>'pipeline_id')::uuid AS pipeline_id, c->>'claim_key' AS claim_key,"
-		"         f.signal_ids,"
-		"         ARRAY(SELECT jsonb_array_elements_text(c->'tickers')) AS tickers, u.id AS user_id,"
-		"         CASE WHEN p.id IS NULL OR NOT p.is_active OR p.trigger_mode <> 'signal' THEN 'inactive'"
-		"              WHEN u.id IS NULL OR NOT u.is_active THEN 'unauthorized'"
-		"              WHEN u.credits <= 0 THEN 'no_budget'"
-		"              WHEN p.last_triggered_at IS NOT NULL"
-		"                   AND jsonb_typeof(p.config->'cooldown_seconds') = 'number'"
-		"                   AND p.last_triggered_at"
-		"                       + make_interval(secs => (p.config->>'cooldown_seconds')::float8) > now()"
-		"              THEN 'cooldown' END AS refusal"
-		"  FROM fresh f"
-		"  LEFT JOIN pipelines p ON p.id = (f.c->>'pipeline_id')::uuid"
-		"  LEFT JOIN users u ON u.id = p.user_id"
-		"  WHERE cardinality(f.signal_ids) > 0),"
-		" claimed AS ("
-		"  INSERT INTO executions (id, pipeline_id, status, signal_ids, task_id, claim_key)"
-		"  SELECT execution_id, pipeline_id, 'PENDING', signal_ids, task_id, claim_key"
-		"  FROM candidate WHERE refusal IS NULL"
-		"  ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
-		"  DO NOTHING RETURNING id, pipeline_id),"
-		" triggered AS ("
-		/* Only a pipeline with a cooldown needs it: the others' rows are left alone. */
-		"  UPDATE pipelines SET last_triggered_at = now()"
-		"  WHERE id IN (SELECT pipeline_id FROM claimed) AND config ? 'cooldown_seconds'),"
-		" outcome AS ("
-		"  SELECT c.*, cl.id IS NOT NULL AS was_claimed,"
-		"         CASE WHEN cl.id IS NULL THEN coalesce(c.refusal, 'already_running') END AS reason"
-		"  FROM candidate c LEFT JOIN claimed cl ON cl.id = c.execution_id),"
-		" decided AS ("
-		"  INSERT INTO signal_decisions (signal_id, pipeline_id, decision, reason, execution_id, task_id, tickers)"
-		"  SELECT sid, o.pipeline_id, CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
-		"         CASE WHEN o.was_claimed THEN o.execution_id END, CASE WHEN o.was_claimed THEN o.task_id END,"
-		"         o.tickers"
-		"  FROM outcome o, unnest(o.signal_ids) AS sid"
-		"  UNION ALL"
-		"  SELECT k->>'signal_id', (k->>'pipeline_id')::uuid, 'skipped', k->>'reason', NULL, NULL,"
-		"         ARRAY(SELECT jsonb_array_elements_text(k->'tickers'))"
-		"  FROM jsonb_array_elements($3::jsonb) k WHERE k->>'signal_id' IN (SELECT signal_id FROM incoming)),"
-		" audited AS ("
-		"  INSERT INTO audit_log (signal_ids, pipeline_id, user_id, decision, reason, execution_id)"
-		"  SELECT o.signal_ids, o.pipeline_id, o.user_id,"
-		"         CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
-		"         CASE WHEN o.was_claimed THEN o.execution_id END"
-		/* Claims and the owner's refusals; already_running, the bulk under load, is in the decisions only. */
-		"  FROM outcome o WHERE o.user_id IS NOT NULL AND o.pipeline_id IS NOT NULL"
-		"    AND o.reason IS DISTINCT FROM 'already_running'),"
-		/* The outbox records of the previous batch's pushes ride along: no query of their own. */
-		" marked AS ("
-		/* Rows another transaction holds are skipped, never waited for: no deadlock with
-		 * bulk updates of executions; a worker holding one is starting it anyway. */
-		"  UPDATE executions SET enqueued_at = now() WHERE id IN ("
-		"    SELECT id FROM executions"
-		"    WHERE id IN (SELECT (x #>> '{}')::uuid FROM jsonb_array_elements($4::jsonb) x)"
-		"      AND enqueued_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED))"
-		" SELECT claim_index, was_claimed, reason, cardinality(signal_ids),"
-		"        CASE WHEN cardinality(signal_ids) <> given_count THEN to_jsonb(signal_ids)::text END"
-		" FROM outcome",
-		4, values, err, errsize);
+	const char *values[] = { signals_text, candidates_text, skips_text, pushed_text, round_id };
+	int sent = db_send_prepared(conn, DECIDE_STATEMENT, 5, values, err, errsize);
 	free(signals_text);
 	free(candidates_text);
 	free(skips_text);
-	free(enqueued_text);
+	free(pushed_text);
 	return sent;
 }
 

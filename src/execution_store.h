@@ -58,12 +58,16 @@ struct execution_claim {
  * _receive() (once db_result_ready() says so, or blocking) fills the
  * claims. claims[i].signal_ids must then be owned by the caller: a claim
  * that mixed replayed and fresh signals is left with the fresh ones.
- * `enqueued_ids` (array of execution ids, may be NULL) are recorded as
- * pushed to the queue (the outbox) in the same statement.
+ * The claims are made as round `round_id` (a UUID); `pushed_rounds`
+ * (array of earlier round ids, may be NULL) are recorded as pushed to the
+ * queue (the outbox, see execution_store_outbox.h) in the same statement.
+ * The statement must have been prepared on the connection with
+ * execution_store_prepare_decide().
  */
+int execution_store_prepare_decide(PGconn *conn, char *err, size_t errsize);
 int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struct execution_claim *claims,
-				      size_t count, const json_t *skips, const json_t *enqueued_ids, char *err,
-				      size_t errsize);
+				      size_t count, const json_t *skips, const char *round_id,
+				      const json_t *pushed_rounds, char *err, size_t errsize);
 int execution_store_decide_batch_receive(PGconn *conn, struct execution_claim *claims, size_t count,
 					 char *err, size_t errsize);
 

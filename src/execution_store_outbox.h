@@ -1,7 +1,8 @@
 /*
  * The outbox of claimed executions. A claim (PENDING) and the push of its
  * Celery task to Redis cannot be one transaction, so the push is recorded
- * after it succeeds (enqueued_at), and a reconciler pushes again the
+ * after it succeeds: per execution (enqueued_at), or for all the claims of
+ * a dispatcher round at once (dispatch_rounds_pushed), and a reconciler pushes again the
  * PENDING executions that stay without that record for too long: the
  * claimer died, or Redis failed, between the two. Pushing a task twice is
  * harmless, as the worker runs an execution only from PENDING.
@@ -22,9 +23,13 @@
  */
 int execution_store_mark_enqueued(PGconn *conn, const char *const *execution_ids, size_t count,
 				  char *err, size_t errsize);
+/* The same for every execution claimed in these dispatcher rounds (their ids, UUIDs). */
+int execution_store_mark_rounds_pushed(PGconn *conn, const char *const *round_ids, size_t count, char *err,
+				       size_t errsize);
 
 /*
- * Begins a transaction and locks (FOR UPDATE SKIP LOCKED, so that several
+ * Begins a transaction, folds the round records older than older_than_s
+ * into their executions still PENDING (and deletes them), and locks (FOR UPDATE SKIP LOCKED, so that several
  * reconcilers never take the same row) up to `limit` PENDING executions
  * created more than older_than_s seconds ago whose task is not known to
  * be enqueued, oldest first; one without a task id is given one. Returns

@@ -4,15 +4,13 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <uuid/uuid.h>
 
 #include "db.h"
+#include "ids.h"
 
 int execution_store_claim_slot(PGconn *conn, struct slot_claim *claim, char *err, size_t errsize)
 {
-	uuid_t id;
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, claim->execution_id);
+	ids_time_ordered_uuid(claim->execution_id);
 	char slot_text[32];
 	snprintf(slot_text, sizeof slot_text, "%" PRId64, claim->slot);
 	const char *values[] = { claim->pipeline_id, slot_text, claim->execution_id, claim->task_id };

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "db.h"
+#include "ids.h"
 
 /* The lease columns as one statement sets them for the owner in $owner and lease_s in $seconds. */
 #define LEASE_FOR(owner, seconds)                                                              \
@@ -14,9 +14,7 @@
 
 void execution_lease_owner_new(char owner[EXECUTION_LEASE_OWNER_SIZE])
 {
-	uuid_t id;
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, owner);
+	ids_random_uuid(owner);
 }
 
 /* Runs a statement that returns the rows it changed; 1 when it changed one, 0 when none, -1 on error. */
@@ -50,9 +48,7 @@ int execution_store_insert_running(PGconn *conn, const char *pipeline_id, const 
 				   const char *owner, long lease_s, char *execution_id, char *err,
 				   size_t errsize)
 {
-	uuid_t id;
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, execution_id);
+	ids_time_ordered_uuid(execution_id);
 	char *signal_ids_text = signal_ids != NULL ? json_dumps(signal_ids, JSON_COMPACT) : strdup("[]");
 	if (signal_ids_text == NULL) {
 		snprintf(err, errsize, "out of memory");
@@ -80,9 +76,7 @@ int execution_store_insert_running(PGconn *conn, const char *pipeline_id, const 
 int execution_store_rerun_reaped(PGconn *conn, const char *task_id, const char *owner, long lease_s, int max_runs,
 				 char *new_id, char *err, size_t errsize)
 {
-	uuid_t id;
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, new_id);
+	ids_time_ordered_uuid(new_id);
 	char lease_text[32], max_text[16];
 	snprintf(lease_text, sizeof lease_text, "%ld", lease_s);
 	snprintf(max_text, sizeof max_text, "%d", max_runs);

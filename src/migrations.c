@@ -182,6 +182,16 @@ static const struct migration migrations[] = {
 	  "ALTER TABLE executions ADD COLUMN schedule_slot timestamptz;"
 	  "CREATE UNIQUE INDEX executions_one_per_schedule_slot ON executions (pipeline_id, schedule_slot)"
 	  "  WHERE schedule_slot IS NOT NULL;" },
+	{ 8, "outbox records per dispatcher round",
+	  /* Updating every claimed execution to record its push (enqueued_at)
+	   * was a third of a round's statement. A dispatcher's claims now carry
+	   * the id of their round, and one row here records the push of all of
+	   * them. The reconciler folds old rows back into enqueued_at of the
+	   * executions still PENDING and deletes them, so the table stays small. */
+	  "ALTER TABLE executions ADD COLUMN dispatch_round uuid;"
+	  "CREATE TABLE dispatch_rounds_pushed ("
+	  "  round_id uuid PRIMARY KEY,"
+	  "  pushed_at timestamptz NOT NULL DEFAULT now());" },
 };
 
 const struct migration *migrations_list(size_t *count)

@@ -184,6 +184,75 @@ START_TEST(test_pending_execution_never_enqueued_is_reenqueued_and_runs_once)
 }
 END_TEST
 
+/* Asserts that the query's one value, with one parameter, is `expected`. */
+static void assert_value(PGconn *db, const char *sql, const char *parameter, const char *expected)
+{
+	char *value = harness_query_value(db, sql, parameter);
+	ck_assert_msg(value != NULL && strcmp(value, expected) == 0, "%s [%s]: got %s, expected %s", sql, parameter,
+		      value != NULL ? value : "no row", expected);
+	free(value);
+}
+
+/* Inserts a PENDING execution of `pipeline`, created a minute ago, claimed in dispatcher round `round`. */
+static void insert_round_claim(PGconn *db, const char *pipeline, const char *round, char execution_id[40])
+{
+	char task_id[40];
+	harness_new_uuid(execution_id);
+	harness_new_uuid(task_id);
+	const char *values[] = { execution_id, pipeline, task_id, round };
+	exec_sql(db,
+		 "INSERT INTO executions (id, pipeline_id, status, task_id, dispatch_round, created_at)"
+		 " VALUES ($1, $2, 'PENDING', $3, $4, now() - interval '1 minute')",
+		 4, values);
+}
+
+START_TEST(test_round_record_keeps_its_claims_from_being_pushed_again)
+{
+	char pushed_round[40], recent_round[40], lost_round[40];
+	harness_new_uuid(pushed_round);
+	harness_new_uuid(recent_round);
+	harness_new_uuid(lost_round);
+	const char *names[] = { "round-pushed", "round-recent", "round-lost" };
+	const char *tickers[] = { "RNDA", "RNDB", "RNDC" };
+	const char *claim_rounds[] = { pushed_round, recent_round, lost_round };
+	char *pipelines[3];
+	for (int i = 0; i < 3; i++)
+		pipelines[i] = harness_add_pipeline(names[i], tickers[i]);
+	/* All at once, so that no reconciler pass sees a claim without its round's record. */
+	PGconn *db = harness_db();
+	exec_sql(db, "BEGIN", 0, NULL);
+	char claims[3][40];
+	for (int i = 0; i < 3; i++) {
+		insert_round_claim(db, pipelines[i], claim_rounds[i], claims[i]);
+		free(pipelines[i]);
+	}
+	/* Pushed 50 s ago (folded now), pushed just now (kept for later), never recorded (the claimer died). */
+	const char *rounds[] = { pushed_round, recent_round };
+	exec_sql(db,
+		 "INSERT INTO dispatch_rounds_pushed (round_id, pushed_at)"
+		 " VALUES ($1, now() - interval '50 seconds'), ($2, now())",
+		 2, rounds);
+	exec_sql(db, "COMMIT", 0, NULL);
+	const char *pushed = claims[0], *recent = claims[1], *lost = claims[2];
+
+	/* The claim of the unrecorded round is pushed again and runs; the reconciler passed over the others. */
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE id = $1", lost, "SUCCEEDED",
+					 RECOVERY_TIMEOUT_MS));
+	ck_assert_int_eq(log_lines("execution_reenqueued", lost), 1);
+	ck_assert_int_eq(log_lines("execution_reenqueued", pushed), 0);
+	ck_assert_int_eq(log_lines("execution_reenqueued", recent), 0);
+	assert_value(db, "SELECT status FROM executions WHERE id = $1", pushed, "PENDING");
+	assert_value(db, "SELECT status FROM executions WHERE id = $1", recent, "PENDING");
+	/* The old round record became its execution's own record, and is gone. */
+	assert_value(db, "SELECT enqueued_at IS NOT NULL FROM executions WHERE id = $1", pushed, "t");
+	assert_value(db, "SELECT count(*) FROM dispatch_rounds_pushed WHERE round_id = $1", pushed_round, "0");
+	/* The recent one stays until it is as old. */
+	assert_value(db, "SELECT enqueued_at IS NULL FROM executions WHERE id = $1", recent, "t");
+	assert_value(db, "SELECT count(*) FROM dispatch_rounds_pushed WHERE round_id = $1", recent_round, "1");
+	PQfinish(db);
+}
+END_TEST
+
 START_TEST(test_running_execution_from_before_leases_is_given_a_lease_not_failed)
 {
 	char *pipeline = harness_add_pipeline("no-lease", "NOLS");
@@ -677,6 +746,7 @@ static Suite *recovery_suite(void)
 	tcase_add_unchecked_fixture(recovery, stack_up, stack_down);
 	tcase_set_timeout(recovery, 120);
 	tcase_add_test(recovery, test_pending_execution_never_enqueued_is_reenqueued_and_runs_once);
+	tcase_add_test(recovery, test_round_record_keeps_its_claims_from_being_pushed_again);
 	tcase_add_test(recovery, test_running_execution_from_before_leases_is_given_a_lease_not_failed);
 	tcase_add_test(recovery, test_holding_execution_is_never_reaped_and_keeps_blocking_its_pipeline);
 	tcase_add_test(recovery, test_heartbeat_keeps_a_long_run_leased_and_a_redelivered_copy_is_not_run);

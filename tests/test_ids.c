@@ -1,0 +1,94 @@
+/* Identifiers: the UUID versions and variant, time order, no repeats across pool refills. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "ids.h"
+
+#define MANY 20000 /* far more than one pool of randomness holds */
+
+static int compare_ids(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+/* Asserts the text is a UUID libuuid reads, of that version, with the RFC variant. */
+static void assert_uuid_of_version(const char *text, int version)
+{
+	uuid_t parsed;
+	ck_assert_int_eq((int)strlen(text), IDS_UUID_LENGTH);
+	ck_assert_msg(uuid_parse(text, parsed) == 0, "'%s' is not a UUID", text);
+	ck_assert_int_eq(parsed[6] >> 4, version);
+	ck_assert_int_eq(parsed[8] >> 6, 2);
+	/* Lowercase, as PostgreSQL prints them: texts compare equal to what the database returns. */
+	for (const char *c = text; *c != '\0'; c++)
+		ck_assert_msg(!(*c >= 'A' && *c <= 'F'), "'%s' is not lowercase", text);
+}
+
+/* Fills MANY ids with `make`, checks each, and that no two are the same. */
+static void assert_many_distinct(void (*make)(char *), int version)
+{
+	char (*ids)[IDS_UUID_LENGTH + 1] = calloc(MANY, sizeof *ids);
+	ck_assert_ptr_nonnull(ids);
+	for (int i = 0; i < MANY; i++) {
+		make(ids[i]);
+		assert_uuid_of_version(ids[i], version);
+	}
+	qsort(ids, MANY, sizeof *ids, compare_ids);
+	for (int i = 1; i < MANY; i++)
+		ck_assert_msg(strcmp(ids[i - 1], ids[i]) != 0, "%s made twice", ids[i]);
+	free(ids);
+}
+
+START_TEST(test_random_ids_are_version_4_and_distinct)
+{
+	assert_many_distinct(ids_random_uuid, 4);
+}
+END_TEST
+
+START_TEST(test_time_ordered_ids_are_version_7_and_distinct)
+{
+	assert_many_distinct(ids_time_ordered_uuid, 7);
+}
+END_TEST
+
+START_TEST(test_time_ordered_ids_start_with_the_time_and_sort_by_it)
+{
+	struct timespec before, after;
+	clock_gettime(CLOCK_REALTIME, &before);
+	char first[IDS_UUID_LENGTH + 1];
+	ids_time_ordered_uuid(first);
+	uuid_t parsed;
+	ck_assert_int_eq(uuid_parse(first, parsed), 0);
+	unsigned long long ms = 0;
+	for (int i = 0; i < 6; i++)
+		ms = ms << 8 | parsed[i];
+	clock_gettime(CLOCK_REALTIME, &after);
+	unsigned long long low = (unsigned long long)before.tv_sec * 1000 + (unsigned long long)before.tv_nsec / 1000000;
+	unsigned long long high = (unsigned long long)after.tv_sec * 1000 + (unsigned long long)after.tv_nsec / 1000000;
+	ck_assert_msg(ms >= low && ms <= high, "timestamp %llu not within [%llu, %llu]", ms, low, high);
+	/* An id made a few milliseconds later sorts after it, as text too. */
+	struct timespec pause = { 0, 5 * 1000 * 1000 };
+	nanosleep(&pause, NULL);
+	char later[IDS_UUID_LENGTH + 1];
+	ids_time_ordered_uuid(later);
+	ck_assert_msg(strcmp(first, later) < 0, "%s made after %s sorts before it", later, first);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *suite = suite_create("ids");
+	TCase *uuids = tcase_create("uuids");
+	tcase_add_test(uuids, test_random_ids_are_version_4_and_distinct);
+	tcase_add_test(uuids, test_time_ordered_ids_are_version_7_and_distinct);
+	tcase_add_test(uuids, test_time_ordered_ids_start_with_the_time_and_sort_by_it);
+	suite_add_tcase(suite, uuids);
+	SRunner *runner = srunner_create(suite);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
