@@ -199,11 +199,22 @@ static int ledger_reserve(void)
 }
 
 /* Appends a message; `signal` (taken over) is NULL for one that is not a signal. */
+/* The ledger's entries that are in a round in flight: the first ones. */
+static size_t ledger_in_rounds(void)
+{
+	size_t entries = 0;
+	if (dispatcher.round.phase != ROUND_NONE)
+		entries += dispatcher.round.entries;
+	if (dispatcher.next_round.phase != ROUND_NONE)
+		entries += dispatcher.next_round.entries;
+	return entries;
+}
+
 static int ledger_append(const rd_kafka_message_t *message, struct signal *signal, char *dead_letter)
 {
 	if (ledger_reserve() != 0)
 		return -1;
-	if (dispatcher.ledger_count == 0)
+	if (dispatcher.ledger_count == ledger_in_rounds())
 		dispatcher.first_waiting_ms = time_monotonic_ms();
 	struct dispatcher_entry *entry = &dispatcher.ledger[dispatcher.ledger_count++];
 	*entry = (struct dispatcher_entry){ message->partition, message->offset, -1, dead_letter, NULL };
@@ -328,19 +339,23 @@ static void ledger_drop_front(size_t entries, size_t signals)
 	for (size_t e = 0; e < dispatcher.ledger_count; e++)
 		if (dispatcher.ledger[e].signal >= 0)
 			dispatcher.ledger[e].signal -= (long)signals;
-	/* What waits now arrived during the round: it has waited since the round began at least. */
-	if (dispatcher.ledger_count > 0)
-		dispatcher.first_waiting_ms = time_monotonic_ms();
 }
 
+/* The front round is done: its offsets committed, its messages forgotten; the next one moves up. */
 static void dispatcher_finish_round(void)
 {
 	const struct dispatcher_round *round = &dispatcher.round;
 	size_t entries = round->entries, signals = round->signals;
 	int64_t first_ms = round->first_ms;
 	dispatcher_commit_round(entries);
-	dispatcher_round_clear();
+	dispatcher_round_clear(&dispatcher.round);
 	ledger_drop_front(entries, signals);
+	dispatcher.round = dispatcher.next_round;
+	memset(&dispatcher.next_round, 0, sizeof dispatcher.next_round);
+	if (dispatcher.round.phase != ROUND_NONE) {
+		dispatcher.round.first_entry -= entries;
+		dispatcher.round.first_signal -= signals;
+	}
 	atomic_fetch_add(&dispatcher.batches, 1);
 	atomic_store(&dispatcher.last_batch_ms, (long long)(time_monotonic_ms() - first_ms));
 	dispatcher.retry_backoff_ms = 0;
@@ -458,6 +473,16 @@ static void dispatcher_housekeeping(int64_t now)
 
 /* ---- the loop ---- */
 
+/* Whether the cache should be reloaded now: due or announced, and not just failed. */
+static bool dispatcher_refresh_wanted(int64_t now)
+{
+	int64_t refresh_ms = dispatcher.daemon->config.dispatcher_cache_refresh_s * 1000;
+	bool due = dispatcher.index_loaded_ms == 0 || now - dispatcher.index_loaded_ms >= refresh_ms;
+	/* After a failed load, retry every 2 s rather than on every poll. */
+	return (due || dispatcher.refresh_requested) &&
+	       (!dispatcher.refresh_failed || now - dispatcher.refresh_attempt_ms >= 2000);
+}
+
 /*
  * Reloads the cache when due or announced; only between rounds, which
  * hold pointers into it. Called again right before a round starts, so
@@ -469,11 +494,7 @@ static void dispatcher_maybe_refresh(int64_t now)
 		dispatcher.refresh_requested = true;
 	if (dispatcher.round.phase != ROUND_NONE)
 		return;
-	int64_t refresh_ms = dispatcher.daemon->config.dispatcher_cache_refresh_s * 1000;
-	bool due = dispatcher.index_loaded_ms == 0 || now - dispatcher.index_loaded_ms >= refresh_ms;
-	/* After a failed load, retry every 2 s rather than on every poll. */
-	if ((due || dispatcher.refresh_requested) &&
-	    (!dispatcher.refresh_failed || now - dispatcher.refresh_attempt_ms >= 2000)) {
+	if (dispatcher_refresh_wanted(now)) {
 		dispatcher.refresh_attempt_ms = now;
 		dispatcher.refresh_failed = !dispatcher_refresh_cache();
 		if (!dispatcher.refresh_failed)
@@ -499,15 +520,47 @@ static int dispatcher_poll_timeout(int64_t now)
 	return wait < 0 ? 0 : wait > 100 ? 100 : (int)wait;
 }
 
+/*
+ * While the front round's tasks are built and pushed, PostgreSQL decides
+ * the next one: started here once the front is decided, over what waited
+ * meanwhile. Not when the cache wants reloading, which only happens with
+ * no round in flight.
+ */
+static void dispatcher_start_next_round(int64_t now)
+{
+	const struct dispatcher_round *front = &dispatcher.round;
+	size_t first_entry = front->entries;
+	if (dispatcher.next_round.phase != ROUND_NONE || dispatcher.ledger_count == first_entry ||
+	    dispatcher_refresh_wanted(now) ||
+	    !batch_round_due(&dispatcher.policy, dispatcher.ledger_count - first_entry, dispatcher.first_waiting_ms,
+			     false, now))
+		return;
+	/* A failure clears it and is reported; its messages wait for a later round. */
+	if (dispatcher_round_start(&dispatcher.next_round, first_entry, front->signals) != 0)
+		dispatcher_schedule_retry();
+}
+
 static void dispatcher_step_round(int64_t now)
 {
-	if (dispatcher.round.phase != ROUND_NONE) {
+	struct dispatcher_round *front = &dispatcher.round;
+	/* The next round's answer is read when it comes, whatever the front does: it frees the connection. */
+	if (dispatcher.next_round.phase == ROUND_DECIDING && dispatcher_round_receive(&dispatcher.next_round) < 0)
+		dispatcher_schedule_retry();
+	if (front->phase == ROUND_DECIDING) {
+		int decided = dispatcher_round_receive(front);
+		if (decided < 0)
+			dispatcher_schedule_retry();
+		if (decided != 1)
+			return;
+	}
+	if (front->phase != ROUND_NONE) {
 		if (now < dispatcher.retry_at_ms)
 			return; /* a push to retry, not yet */
-		int advanced = dispatcher_round_advance();
-		if (advanced == 1)
+		dispatcher_start_next_round(now);
+		int pushed = dispatcher_round_push(front);
+		if (pushed == 1)
 			dispatcher_finish_round();
-		else if (advanced == -1 || advanced == -2)
+		else if (pushed < 0)
 			dispatcher_schedule_retry();
 		return;
 	}
@@ -520,7 +573,7 @@ static void dispatcher_step_round(int64_t now)
 	if (dispatcher.ledger_count == 0)
 		return;
 	dispatcher_maybe_refresh(now);
-	if (dispatcher_round_start() != 0)
+	if (dispatcher_round_start(front, 0, 0) != 0)
 		dispatcher_schedule_retry();
 }
 
@@ -595,7 +648,8 @@ void dispatcher_stop(struct daemon *daemon)
 	dispatcher.stop = 1;
 	pthread_join(dispatcher.thread, NULL);
 	/* Not committed: the next dispatcher of the group replays what was not decided. */
-	dispatcher_round_clear();
+	dispatcher_round_clear(&dispatcher.next_round);
+	dispatcher_round_clear(&dispatcher.round);
 	/* Leave the group at once so the partitions move to another dispatcher. */
 	rd_kafka_consumer_close(dispatcher.consumer);
 	rd_kafka_destroy(dispatcher.consumer);

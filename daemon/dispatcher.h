@@ -1,16 +1,17 @@
 /*
  * The dispatcher role's state, shared by its two files and owned by its
  * one thread: dispatcher.c consumes (intake, pausing, offsets, the loop),
- * dispatcher_round.c decides (match, claim, enqueue) one round at a time.
+ * dispatcher_round.c decides (match, claim, enqueue) a round.
  * Only the atomics and what info_lock guards are read by other threads
  * (status requests).
  *
  * Every consumed message is an entry of the ledger, in arrival order; a
- * valid signal is also an entry of `signals`. A round takes a prefix of
+ * valid signal is also an entry of `signals`. A round takes a stretch of
  * the ledger and the signals in it, decides them in one PostgreSQL
  * statement sent without waiting, pushes the tasks it claimed to Redis,
- * and only then commits the prefix's offsets. What arrives meanwhile waits
- * behind the prefix for the next round.
+ * and only then commits the stretch's offsets. What arrives meanwhile
+ * waits behind it for the next round, which starts as soon as this one is
+ * decided: PostgreSQL decides it while this one's tasks are pushed.
  */
 #ifndef SIGTRIG_DISPATCHER_H
 #define SIGTRIG_DISPATCHER_H
@@ -52,26 +53,30 @@ enum dispatcher_pause {
 enum round_phase {
 	ROUND_NONE,     /* no round in flight */
 	ROUND_DECIDING, /* the decide statement was sent; its answer has not come */
-	ROUND_PUSHING,  /* decided; its tasks are not all in Redis yet */
+	ROUND_DECIDED,  /* decided (or nothing to decide); its tasks are not built yet */
+	ROUND_PUSHING,  /* its tasks are built, not all in Redis yet */
 };
 
 struct dispatcher_round {
 	enum round_phase phase;
 	char id[EXECUTION_ID_LENGTH + 1]; /* a time-ordered UUID; its claims carry it (the outbox) */
-	size_t entries, signals;      /* the ledger prefix and the signals it holds */
+	size_t first_entry, entries;  /* its messages: a stretch of the ledger */
+	size_t first_signal, signals; /* and the signals among them, a stretch of state.signals */
 	struct batch_match *matches;
 	long match_count;
 	const struct pipeline **claim_pipelines; /* claims[i]'s pipeline, for traces */
 	struct execution_claim *claims;          /* signal_ids and tickers owned here */
 	size_t claim_count;
 	json_t *skips;                /* decisions made before the database */
-	json_t *signal_by_id;         /* signal_id -> index in state.signals, for the round's signals */
+	json_t *signal_by_id;         /* signal_id -> its place among the round's signals */
+	size_t records_sent;          /* outbox records (state.unmarked) that ride with its statement */
 	char **envelopes;             /* the claimed tasks, once decided */
 	size_t envelope_count;
 	struct kafka_delivery *deliveries; /* the round's dead letters */
 	size_t delivery_count;
 	double started;               /* metrics_monotonic_seconds() when it began */
 	int64_t first_ms;             /* monotonic ms of its oldest message's arrival */
+	int64_t letters_sent_ms;      /* when its dead letters were (last) sent */
 	int64_t sent_ms;              /* monotonic ms its decide statement was sent */
 };
 
@@ -99,7 +104,13 @@ struct dispatcher_state {
 	size_t signal_count, signal_capacity;
 	int64_t first_waiting_ms;   /* arrival of the oldest message not yet in a round */
 
-	struct dispatcher_round round;
+	/*
+	 * At most two rounds in flight, in ledger order: `round` (at the front
+	 * of the ledger) and, once it is decided, `next_round`, which
+	 * PostgreSQL decides while `round`'s tasks are built and pushed.
+	 * Rounds finish in order, so offsets are committed in order.
+	 */
+	struct dispatcher_round round, next_round;
 	json_t *unmarked;           /* ids of rounds pushed, their outbox record not yet written */
 	int64_t retry_at_ms;        /* a failed round is retried no sooner */
 	int64_t retry_backoff_ms;
@@ -121,21 +132,28 @@ void dispatcher_clear_error(void);
 PGconn *dispatcher_db(char *err, size_t errsize);
 
 /*
- * Starts a round over what waits: matches it, sends its decide statement
- * and its dead letters. 0 when the round is in flight; -1 when it could
- * not start (it is retried later).
+ * Starts a round over what waits from the ledger's entry first_entry
+ * (whose first signal is state.signals[first_signal]): matches it, sends
+ * its decide statement and its dead letters. 0 when the round is in
+ * flight; -1 when it could not start (the round is cleared; it is retried
+ * later).
  */
-int dispatcher_round_start(void);
+int dispatcher_round_start(struct dispatcher_round *round, size_t first_entry, size_t first_signal);
 /*
- * Moves the round in flight on without blocking: reads the decision when
- * it has come, pushes the tasks. Returns 1 when the round is done (its
- * offsets may be committed), 0 while it is still in flight, -1 when it
- * failed and must be retried (the round is over; its messages wait), -2
- * when its claims are made but Redis refused the push: the round stays in
- * flight and the push is retried by the next call.
+ * Reads the round's decision without blocking: 1 when it is decided, 0
+ * while PostgreSQL works, -1 when the statement failed (the round is
+ * cleared: its messages wait for another).
  */
-int dispatcher_round_advance(void);
+int dispatcher_round_receive(struct dispatcher_round *round);
+/*
+ * Builds the decided round's tasks and pushes them, once its dead letters
+ * are acknowledged. 1 when the round is done (its offsets may be
+ * committed), 0 while its dead letters are on their way, -2 when Redis
+ * (or Kafka, for a dead letter) refused: the round stays, with its claims
+ * made, and is pushed again by the next call.
+ */
+int dispatcher_round_push(struct dispatcher_round *round);
 /* Frees what the round holds and forgets it (the messages stay). */
-void dispatcher_round_clear(void);
+void dispatcher_round_clear(struct dispatcher_round *round);
 
 #endif

@@ -63,12 +63,13 @@ static void trace_claim_outcome(const struct pipeline *pipeline, const struct ex
 }
 
 /* The round's signals as received, for the signals table. */
-static json_t *round_signal_records(size_t count)
+static json_t *round_signal_records(const struct dispatcher_round *round)
 {
 	json_t *records = json_array();
-	for (size_t e = 0; e < dispatcher.round.entries; e++) {
-		const struct dispatcher_entry *entry = &dispatcher.ledger[e];
-		if (entry->signal < 0 || (size_t)entry->signal >= count)
+	for (size_t e = 0; e < round->entries; e++) {
+		const struct dispatcher_entry *entry = &dispatcher.ledger[round->first_entry + e];
+		if (entry->signal < (long)round->first_signal ||
+		    (size_t)entry->signal >= round->first_signal + round->signals)
 			continue;
 		const struct signal *signal = &dispatcher.signals[entry->signal];
 		json_array_append_new(records, json_pack("{s:s, s:o, s:s, s:s, s:i, s:I}", "signal_id",
@@ -85,10 +86,10 @@ static json_t *round_signal_records(size_t count)
  * and each one its source's rate limit refused. Recorded too, so that
  * every signal has one.
  */
-static json_t *round_skips_before_database(size_t count)
+static json_t *round_skips_before_database(const struct dispatcher_round *round)
 {
 	json_t *skips = json_array();
-	for (size_t s = 0; s < count; s++) {
+	for (size_t s = round->first_signal; s < round->first_signal + round->signals; s++) {
 		const struct signal *signal = &dispatcher.signals[s];
 		enum skip_reason reason = SKIP_rate_limited;
 		bool skipped = dispatcher.signal_limited[s];
@@ -115,7 +116,7 @@ static json_t *round_skips_before_database(size_t count)
 static const struct signal *round_signal(const struct dispatcher_round *round, const char *signal_id)
 {
 	const json_t *index = json_object_get(round->signal_by_id, signal_id);
-	return index != NULL ? &dispatcher.signals[json_integer_value(index)] : NULL;
+	return index != NULL ? &dispatcher.signals[round->first_signal + (size_t)json_integer_value(index)] : NULL;
 }
 
 static bool signal_names_ticker(const struct signal *signal, const char *ticker)
@@ -191,16 +192,17 @@ static int round_build_claims(struct dispatcher_round *round)
 static int round_send_dead_letters(struct dispatcher_round *round, char *err, size_t errsize)
 {
 	size_t letters = 0;
-	for (size_t e = 0; e < round->entries; e++)
+	for (size_t e = round->first_entry; e < round->first_entry + round->entries; e++)
 		letters += dispatcher.ledger[e].dead_letter != NULL;
 	if (letters == 0)
 		return 0;
+	round->letters_sent_ms = time_monotonic_ms();
 	round->deliveries = calloc(letters, sizeof *round->deliveries);
 	if (round->deliveries == NULL) {
 		snprintf(err, errsize, "out of memory");
 		return -1;
 	}
-	for (size_t e = 0; e < round->entries; e++) {
+	for (size_t e = round->first_entry; e < round->first_entry + round->entries; e++) {
 		const struct dispatcher_entry *entry = &dispatcher.ledger[e];
 		if (entry->dead_letter == NULL)
 			continue;
@@ -213,39 +215,41 @@ static int round_send_dead_letters(struct dispatcher_round *round, char *err, si
 	return 0;
 }
 
-static void round_fail(const char *event, const char *err)
+static void round_fail(struct dispatcher_round *round, const char *event, const char *err)
 {
 	dispatcher_note_error(event, err);
-	dispatcher_round_clear();
+	dispatcher_round_clear(round);
 }
 
-int dispatcher_round_start(void)
+int dispatcher_round_start(struct dispatcher_round *round, size_t first_entry, size_t first_signal)
 {
 	char err[512];
-	struct dispatcher_round *round = &dispatcher.round;
-	dispatcher_round_clear();
-	round->entries = batch_round_size(&dispatcher.policy, dispatcher.ledger_count);
-	for (size_t e = 0; e < round->entries; e++)
+	dispatcher_round_clear(round);
+	round->first_entry = first_entry;
+	round->first_signal = first_signal;
+	round->entries = batch_round_size(&dispatcher.policy, dispatcher.ledger_count - first_entry);
+	for (size_t e = first_entry; e < first_entry + round->entries; e++)
 		if (dispatcher.ledger[e].signal >= 0)
-			round->signals = (size_t)dispatcher.ledger[e].signal + 1;
+			round->signals = (size_t)dispatcher.ledger[e].signal + 1 - first_signal;
 	round->first_ms = dispatcher.first_waiting_ms;
 	ids_time_ordered_uuid(round->id);
 	round->started = metrics_monotonic_seconds();
 	round->skips = json_array();
 	round->signal_by_id = json_object();
 	for (size_t i = 0; i < round->signals; i++)
-		json_object_set_new(round->signal_by_id, dispatcher.signals[i].signal_id, json_integer((json_int_t)i));
+		json_object_set_new(round->signal_by_id, dispatcher.signals[first_signal + i].signal_id,
+				    json_integer((json_int_t)i));
 	if (round_send_dead_letters(round, err, sizeof err) != 0) {
-		round_fail("dead_letter_failed", err);
+		round_fail(round, "dead_letter_failed", err);
 		return -1;
 	}
-	round->phase = ROUND_PUSHING;
+	round->phase = ROUND_DECIDED;
 	if (round->signals == 0)
 		return 0; /* only messages that are not signals: nothing to decide */
 	/* Rate-limited signals are decided already: only the others are matched (shallow copies). */
 	struct signal *admitted = calloc(round->signals, sizeof *admitted);
 	size_t admitted_count = 0;
-	for (size_t s = 0; admitted != NULL && s < round->signals; s++)
+	for (size_t s = first_signal; admitted != NULL && s < first_signal + round->signals; s++)
 		if (!dispatcher.signal_limited[s])
 			admitted[admitted_count++] = dispatcher.signals[s];
 	round->match_count = admitted != NULL ? batch_match_signals(dispatcher.index, admitted, admitted_count,
@@ -253,13 +257,13 @@ int dispatcher_round_start(void)
 					      : -1;
 	free(admitted);
 	if (round->match_count < 0 || round_build_claims(round) != 0) {
-		round_fail("dispatcher_batch_failed", "out of memory matching the batch");
+		round_fail(round, "dispatcher_batch_failed", "out of memory matching the batch");
 		return -1;
 	}
-	json_t *skips = round_skips_before_database(round->signals);
+	json_t *skips = round_skips_before_database(round);
 	json_array_extend(round->skips, skips);
 	json_decref(skips);
-	json_t *records = round_signal_records(round->signals);
+	json_t *records = round_signal_records(round);
 	PGconn *db = dispatcher_db(err, sizeof err);
 	metrics_add(METRIC_db_queries_total, 1);
 	int sent = db != NULL ? execution_store_decide_batch_send(db, records, round->claims, round->claim_count,
@@ -269,22 +273,41 @@ int dispatcher_round_start(void)
 	json_decref(records);
 	if (sent != 0) {
 		atomic_store(&dispatcher.postgres_ok, false);
-		round_fail("dispatcher_claim_failed", err);
+		round_fail(round, "dispatcher_claim_failed", err);
 		return -1;
 	}
+	/* The outbox records that ride along: written when the statement is. */
+	round->records_sent = json_array_size(dispatcher.unmarked);
 	round->phase = ROUND_DECIDING;
 	round->sent_ms = time_monotonic_ms();
 	return 0;
 }
 
-/* The decision has come: the claimed tasks' envelopes. */
-static int round_receive_decision(struct dispatcher_round *round, char *err, size_t errsize)
+/* The decision has come: the outbox records that rode along are written. */
+static int round_read_decision(struct dispatcher_round *round, char *err, size_t errsize)
 {
 	if (execution_store_decide_batch_receive(dispatcher.db, round->claims, round->claim_count, err,
 						 errsize) != 0)
 		return -1;
-	/* The outbox records that rode along are written. */
-	json_array_clear(dispatcher.unmarked);
+	/* Only those sent with it: a round pushed since then rides with the next statement. */
+	for (size_t i = 0; i < round->records_sent; i++)
+		json_array_remove(dispatcher.unmarked, 0);
+	round->records_sent = 0;
+	return 0;
+}
+
+static void round_free_envelopes(struct dispatcher_round *round)
+{
+	for (size_t i = 0; i < round->envelope_count; i++)
+		free(round->envelopes[i]);
+	free(round->envelopes);
+	round->envelopes = NULL;
+	round->envelope_count = 0;
+}
+
+/* The claimed tasks' envelopes; none when one cannot be built. */
+static int round_build_envelopes(struct dispatcher_round *round, char *err, size_t errsize)
+{
 	round->envelopes = calloc(round->claim_count > 0 ? round->claim_count : 1, sizeof *round->envelopes);
 	if (round->envelopes == NULL) {
 		snprintf(err, errsize, "out of memory");
@@ -299,8 +322,10 @@ static int round_receive_decision(struct dispatcher_round *round, char *err, siz
 		round->envelopes[round->envelope_count] = celery_execute_pipeline_task(
 			claim->pipeline_id, claim->signal_ids, claim->execution_id,
 			dispatcher.daemon->config.redis_queue, task_id, err, errsize);
-		if (round->envelopes[round->envelope_count] == NULL)
+		if (round->envelopes[round->envelope_count] == NULL) {
+			round_free_envelopes(round);
 			return -1;
+		}
 		round->envelope_count++;
 	}
 	return 0;
@@ -375,7 +400,7 @@ static int round_dead_letters_done(const struct dispatcher_round *round, char *e
 		if (done < 0)
 			return -1;
 		if (done == 0) {
-			if (time_monotonic_ms() - round->first_ms < DEAD_LETTER_TIMEOUT_MS)
+			if (time_monotonic_ms() - round->letters_sent_ms < DEAD_LETTER_TIMEOUT_MS)
 				return 0;
 			snprintf(err, errsize, "the dead-letter topic did not acknowledge within %d ms",
 				 DEAD_LETTER_TIMEOUT_MS);
@@ -385,37 +410,65 @@ static int round_dead_letters_done(const struct dispatcher_round *round, char *e
 	return 1;
 }
 
-int dispatcher_round_advance(void)
+/* Waits out (briefly) the deliveries librdkafka still references, and forgets them. */
+static void round_forget_deliveries(struct dispatcher_round *round)
+{
+	char err[128];
+	for (size_t i = 0; i < round->delivery_count; i++)
+		if (kafka_delivery_poll(&round->deliveries[i], err, sizeof err) == 0)
+			kafka_delivery_wait(&round->deliveries[i], DEAD_LETTER_TIMEOUT_MS, err, sizeof err);
+	free(round->deliveries);
+	round->deliveries = NULL;
+	round->delivery_count = 0;
+}
+
+int dispatcher_round_receive(struct dispatcher_round *round)
 {
 	char err[512];
-	struct dispatcher_round *round = &dispatcher.round;
-	if (round->phase == ROUND_DECIDING) {
-		int ready = db_result_ready(dispatcher.db, err, sizeof err);
-		if (ready == 0 && time_monotonic_ms() - round->sent_ms < DECIDE_TIMEOUT_MS)
-			return 0;
-		if (ready == 0) {
-			snprintf(err, sizeof err, "postgres: no answer to the batch's statement within %d ms",
-				 DECIDE_TIMEOUT_MS);
-			PQfinish(dispatcher.db);
-			dispatcher.db = NULL;
+	if (round->phase != ROUND_DECIDING)
+		return round->phase == ROUND_NONE ? -1 : 1;
+	int ready = db_result_ready(dispatcher.db, err, sizeof err);
+	if (ready == 0 && time_monotonic_ms() - round->sent_ms < DECIDE_TIMEOUT_MS)
+		return 0;
+	if (ready == 0) {
+		snprintf(err, sizeof err, "postgres: no answer to the batch's statement within %d ms",
+			 DECIDE_TIMEOUT_MS);
+		PQfinish(dispatcher.db);
+		dispatcher.db = NULL;
+	}
+	if (ready != 1 || round_read_decision(round, err, sizeof err) != 0) {
+		atomic_store(&dispatcher.postgres_ok, false);
+		round_fail(round, "dispatcher_claim_failed", err);
+		return -1;
+	}
+	atomic_store(&dispatcher.postgres_ok, true);
+	round->phase = ROUND_DECIDED;
+	return 1;
+}
+
+int dispatcher_round_push(struct dispatcher_round *round)
+{
+	char err[512];
+	if (round->phase == ROUND_DECIDED) {
+		if (round_build_envelopes(round, err, sizeof err) != 0) {
+			/* Claimed, yet no task built (out of memory): the reconciler pushes them later. */
+			dispatcher_note_error("dispatcher_enqueue_failed", err);
+			return -2;
 		}
-		if (ready != 1 || round_receive_decision(round, err, sizeof err) != 0) {
-			atomic_store(&dispatcher.postgres_ok, false);
-			round_fail("dispatcher_claim_failed", err);
-			return -1;
-		}
-		atomic_store(&dispatcher.postgres_ok, true);
 		round->phase = ROUND_PUSHING;
 	}
 	if (round->phase != ROUND_PUSHING)
-		return -1;
+		return -2;
 	int letters = round_dead_letters_done(round, err, sizeof err);
 	if (letters == 0)
 		return 0;
 	if (letters < 0) {
-		/* Not committed: the messages are dead-lettered again by the retry. */
-		round_fail("dead_letter_failed", err);
-		return -1;
+		/* Sent again, the round held meanwhile: a dead letter twice is better than none. */
+		dispatcher_note_error("dead_letter_failed", err);
+		round_forget_deliveries(round);
+		if (round_send_dead_letters(round, err, sizeof err) != 0)
+			dispatcher_note_error("dead_letter_failed", err);
+		return -2;
 	}
 	/*
 	 * The claims are made: a Redis failure now must not drop them. The
@@ -436,9 +489,8 @@ int dispatcher_round_advance(void)
 	return 1;
 }
 
-void dispatcher_round_clear(void)
+void dispatcher_round_clear(struct dispatcher_round *round)
 {
-	struct dispatcher_round *round = &dispatcher.round;
 	for (size_t i = 0; i < round->claim_count; i++) {
 		json_decref(round->claims[i].signal_ids);
 		json_decref(round->claims[i].tickers);
@@ -446,16 +498,9 @@ void dispatcher_round_clear(void)
 	free(round->claims);
 	free(round->claim_pipelines);
 	batch_matches_free(round->matches, round->match_count > 0 ? (size_t)round->match_count : 0);
-	for (size_t i = 0; i < round->envelope_count; i++)
-		free(round->envelopes[i]);
-	free(round->envelopes);
+	round_free_envelopes(round);
 	json_decref(round->skips);
 	json_decref(round->signal_by_id);
-	/* Deliveries not yet reported stay referenced by librdkafka: wait them out briefly. */
-	char err[128];
-	for (size_t i = 0; i < round->delivery_count; i++)
-		if (kafka_delivery_poll(&round->deliveries[i], err, sizeof err) == 0)
-			kafka_delivery_wait(&round->deliveries[i], DEAD_LETTER_TIMEOUT_MS, err, sizeof err);
-	free(round->deliveries);
+	round_forget_deliveries(round);
 	memset(round, 0, sizeof *round);
 }
