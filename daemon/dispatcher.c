@@ -13,6 +13,7 @@
  * round must be retried (PostgreSQL or Redis down), while the task queue
  * is too deep (backpressure) and while too much waits undecided.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,8 +34,12 @@
 #define RETRY_BACKOFF_MAX_MS 5000
 /* Lag, staleness and the queue depth are looked at this often. */
 #define HOUSEKEEPING_INTERVAL_MS 250
-/* A round in flight is looked at this often while the consumer waits for messages. */
+/* A round being pushed (or waiting to be pushed again) is looked at this often. */
 #define ROUND_POLL_MS 1
+/* The longest wait for a message or a decision: housekeeping comes round this often. */
+#define DECIDING_WAIT_MS 100
+/* Messages taken from the consumer before the round is looked at again. */
+#define MESSAGES_PER_TURN 10000
 
 struct dispatcher_state dispatcher = { .info_lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -577,20 +582,44 @@ static void dispatcher_step_round(int64_t now)
 		dispatcher_schedule_retry();
 }
 
+/*
+ * The next message, waiting for it as long as the loop may. While a
+ * statement is in flight, waits for a message and for PostgreSQL's answer
+ * at once, so that neither waits for the other. `drained`: the consumer's
+ * queue was emptied last time (its wake-up fires only when it fills).
+ */
+static rd_kafka_message_t *dispatcher_next_message(int64_t now, bool drained)
+{
+	bool deciding = dispatcher.round.phase == ROUND_DECIDING || dispatcher.next_round.phase == ROUND_DECIDING;
+	if (!deciding || dispatcher.db == NULL || dispatcher.wakeup.fds[0] < 0)
+		return rd_kafka_consumer_poll(dispatcher.consumer, dispatcher_poll_timeout(now));
+	rd_kafka_message_t *message = rd_kafka_consumer_poll(dispatcher.consumer, 0);
+	if (message != NULL || !drained)
+		return message;
+	struct pollfd waited[] = { { dispatcher.wakeup.fds[0], POLLIN, 0 }, { PQsocket(dispatcher.db), POLLIN, 0 } };
+	poll(waited, 2, DECIDING_WAIT_MS);
+	kafka_wakeup_clear(&dispatcher.wakeup);
+	return rd_kafka_consumer_poll(dispatcher.consumer, 0);
+}
+
 static void *dispatcher_loop(void *argument)
 {
 	(void)argument;
+	bool drained = true;
 	while (!dispatcher.stop && !dispatcher.daemon->stopping) {
 		int64_t now = time_monotonic_ms();
 		dispatcher_maybe_refresh(now);
 		dispatcher_housekeeping(now);
-		rd_kafka_message_t *message = rd_kafka_consumer_poll(dispatcher.consumer, dispatcher_poll_timeout(now));
+		rd_kafka_message_t *message = dispatcher_next_message(now, drained);
 		/* Take what is ready at once: a round under load is fed by the thousand, not one per poll. */
-		for (int taken = 0; message != NULL; taken++) {
+		int taken = 0;
+		while (message != NULL) {
 			handle_message(message);
 			rd_kafka_message_destroy(message);
-			message = taken < 10000 ? rd_kafka_consumer_poll(dispatcher.consumer, 0) : NULL;
+			taken++;
+			message = taken < MESSAGES_PER_TURN ? rd_kafka_consumer_poll(dispatcher.consumer, 0) : NULL;
 		}
+		drained = taken < MESSAGES_PER_TURN;
 		dispatcher_step_round(time_monotonic_ms());
 	}
 	return NULL;
@@ -624,6 +653,10 @@ int dispatcher_start(struct daemon *daemon, char *err, size_t errsize)
 		dispatcher.limiter = NULL;
 		return -1;
 	}
+	/* Without it the loop still works, looking at a statement in flight every millisecond. */
+	char wakeup_err[256];
+	if (kafka_wakeup_open(dispatcher.consumer, &dispatcher.wakeup, wakeup_err, sizeof wakeup_err) != 0)
+		log_msg(LOG_WARN, "dispatcher_wakeup_unavailable", "%s", wakeup_err);
 	if (pthread_create(&dispatcher.thread, NULL, dispatcher_loop, NULL) != 0) {
 		snprintf(err, errsize, "cannot start the dispatcher thread");
 		rd_kafka_destroy(dispatcher.consumer);
@@ -650,6 +683,7 @@ void dispatcher_stop(struct daemon *daemon)
 	/* Not committed: the next dispatcher of the group replays what was not decided. */
 	dispatcher_round_clear(&dispatcher.next_round);
 	dispatcher_round_clear(&dispatcher.round);
+	kafka_wakeup_close(&dispatcher.wakeup);
 	/* Leave the group at once so the partitions move to another dispatcher. */
 	rd_kafka_consumer_close(dispatcher.consumer);
 	rd_kafka_destroy(dispatcher.consumer);

@@ -86,6 +86,7 @@ struct dispatcher_state {
 	bool running;
 	volatile int stop;
 	rd_kafka_t *consumer;
+	struct kafka_wakeup wakeup;  /* readable when a message lands in the consumer's empty queue */
 	PGconn *db;                 /* claims (asynchronous) and reloads, never both at once */
 	redisContext *redis;
 	struct pipeline_index *index;

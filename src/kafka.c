@@ -1,5 +1,7 @@
 #include "kafka.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -7,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -315,4 +318,43 @@ int kafka_ping(rd_kafka_t *handle, int timeout_ms, char *err, size_t errsize)
 	}
 	rd_kafka_metadata_destroy(metadata);
 	return 0;
+}
+
+int kafka_wakeup_open(rd_kafka_t *consumer, struct kafka_wakeup *wakeup, char *err, size_t errsize)
+{
+	wakeup->queue = NULL;
+	if (pipe2(wakeup->fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+		snprintf(err, errsize, "kafka wake-up pipe: %s", strerror(errno));
+		wakeup->fds[0] = wakeup->fds[1] = -1;
+		return -1;
+	}
+	wakeup->queue = rd_kafka_queue_get_consumer(consumer);
+	if (wakeup->queue == NULL) {
+		snprintf(err, errsize, "kafka: the consumer has no queue to wait on");
+		kafka_wakeup_close(wakeup);
+		return -1;
+	}
+	rd_kafka_queue_io_event_enable(wakeup->queue, wakeup->fds[1], "1", 1);
+	return 0;
+}
+
+void kafka_wakeup_clear(struct kafka_wakeup *wakeup)
+{
+	char drained[64];
+	while (wakeup->fds[0] >= 0 && read(wakeup->fds[0], drained, sizeof drained) > 0)
+		continue;
+}
+
+void kafka_wakeup_close(struct kafka_wakeup *wakeup)
+{
+	if (wakeup->queue != NULL) {
+		rd_kafka_queue_io_event_enable(wakeup->queue, -1, NULL, 0);
+		rd_kafka_queue_destroy(wakeup->queue);
+		wakeup->queue = NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (wakeup->fds[i] >= 0)
+			close(wakeup->fds[i]);
+		wakeup->fds[i] = -1;
+	}
 }

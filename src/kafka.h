@@ -54,6 +54,21 @@ int kafka_delivery_wait(struct kafka_delivery *delivery, int timeout_ms, char *e
 /* A consumer in kafka.group subscribed to kafka.topic, offsets committed by hand. */
 rd_kafka_t *kafka_consumer_new(const struct config *config, char *err, size_t errsize);
 
+/*
+ * A file descriptor that becomes readable when a message (or event) lands
+ * in the consumer's empty queue, so that a caller can wait for it and for
+ * other sockets in one poll(). librdkafka writes to it only when the queue
+ * goes from empty to not empty: drain the queue before waiting again.
+ */
+struct kafka_wakeup {
+	int fds[2];               /* a pipe: [0] to poll, [1] written by librdkafka */
+	rd_kafka_queue_t *queue;  /* the consumer's queue, kept for the close */
+};
+int kafka_wakeup_open(rd_kafka_t *consumer, struct kafka_wakeup *wakeup, char *err, size_t errsize);
+/* Empties the pipe, after a wake-up, before the queue is drained. */
+void kafka_wakeup_clear(struct kafka_wakeup *wakeup);
+void kafka_wakeup_close(struct kafka_wakeup *wakeup);
+
 /* Checks the cluster answers a metadata request in timeout_ms; 0 when it does. */
 int kafka_ping(rd_kafka_t *handle, int timeout_ms, char *err, size_t errsize);
 

@@ -313,7 +313,7 @@ START_TEST(test_up_starts_kafka_redis_and_postgres_and_writes_the_conf)
 	struct config config;
 	load_conf(&config);
 	ck_assert_str_eq(config.kafka_topic, STACK_SIGNALS_TOPIC);
-	ck_assert_int_eq(config.kafka_fetch_wait_max_ms, 10);
+	ck_assert_int_eq(config.kafka_fetch_wait_max_ms, 2);
 	ck_assert(!config.generator_mock_enabled);
 	char socket_path[PATH_MAX + 32];
 	stack_file(socket_path, sizeof socket_path, "sigtrigd.sock");
