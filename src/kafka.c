@@ -340,9 +340,13 @@ int kafka_wakeup_open(rd_kafka_t *consumer, struct kafka_wakeup *wakeup, char *e
 
 void kafka_wakeup_clear(struct kafka_wakeup *wakeup)
 {
+	if (wakeup->fds[0] < 0)
+		return;
 	char drained[64];
-	while (wakeup->fds[0] >= 0 && read(wakeup->fds[0], drained, sizeof drained) > 0)
-		continue;
+	ssize_t got;
+	do
+		got = read(wakeup->fds[0], drained, sizeof drained);
+	while (got > 0);
 }
 
 void kafka_wakeup_close(struct kafka_wakeup *wakeup)
