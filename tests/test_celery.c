@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uuid/uuid.h>
 
 #include "base64.h"
 #include "celery.h"
@@ -523,6 +524,31 @@ START_TEST(test_execute_pipeline_task_without_a_queue_names_it)
 	char task_id[CELERY_ID_SIZE] = "", err[256] = "";
 	ck_assert_ptr_null(celery_execute_pipeline_task("p1", NULL, "e1", "", task_id, err, sizeof err));
 	ck_assert_msg(strstr(err, "queue is missing") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_execute_pipeline_task_delivery_tags_are_fresh_version_4_uuids)
+{
+	char previous[CELERY_ID_SIZE] = "";
+	for (int i = 0; i < 100; i++) {
+		char task_id[CELERY_ID_SIZE] = "", err[256];
+		char *text = celery_execute_pipeline_task("p1", NULL, "e1", "celery", task_id, err, sizeof err);
+		ck_assert_msg(text != NULL, "%s", err);
+		struct celery_task task;
+		ck_assert_int_eq(celery_envelope_parse(text, strlen(text), &task, err, sizeof err), 0);
+		const char *ids[] = { task_id, task.delivery_tag };
+		for (size_t k = 0; k < 2; k++) {
+			uuid_t parsed;
+			ck_assert_int_eq(uuid_parse(ids[k], parsed), 0);
+			ck_assert_int_eq(uuid_type(parsed), UUID_TYPE_DCE_RANDOM);
+			ck_assert_int_eq(uuid_variant(parsed), UUID_VARIANT_DCE);
+		}
+		ck_assert_str_ne(task_id, task.delivery_tag);
+		ck_assert_str_ne(task.delivery_tag, previous);
+		snprintf(previous, sizeof previous, "%s", task.delivery_tag);
+		celery_task_free(&task);
+		free(text);
+	}
 }
 END_TEST
 
@@ -1211,6 +1237,7 @@ static Suite *celery_suite(void)
 			    (int)(sizeof escapings / sizeof escapings[0]));
 	tcase_add_test(direct, test_signal_ids_that_are_not_strings_take_the_generic_path);
 	tcase_add_test(direct, test_execute_pipeline_task_without_a_queue_names_it);
+	tcase_add_test(direct, test_execute_pipeline_task_delivery_tags_are_fresh_version_4_uuids);
 	suite_add_tcase(suite, direct);
 	TCase *parse = tcase_create("parse");
 	tcase_add_test(parse, test_parses_full_envelope_from_redis_cli);
