@@ -6,12 +6,14 @@
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *base64_encode(const void *data, size_t length)
+size_t base64_encoded_length(size_t length)
+{
+	return (length + 2) / 3 * 4;
+}
+
+void base64_encode_to(const void *data, size_t length, char *text)
 {
 	const unsigned char *bytes = data;
-	char *text = malloc((length + 2) / 3 * 4 + 1);
-	if (text == NULL)
-		return NULL;
 	char *out = text;
 	size_t i = 0;
 	for (; i + 3 <= length; i += 3) {
@@ -32,6 +34,13 @@ char *base64_encode(const void *data, size_t length)
 		*out++ = '=';
 	}
 	*out = '\0';
+}
+
+char *base64_encode(const void *data, size_t length)
+{
+	char *text = malloc(base64_encoded_length(length) + 1);
+	if (text != NULL)
+		base64_encode_to(data, length, text);
 	return text;
 }
 

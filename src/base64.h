@@ -13,6 +13,11 @@
 /* The text of `length` bytes, NUL-terminated, malloc'd; NULL when out of memory. */
 char *base64_encode(const void *data, size_t length);
 
+/* How many characters the text of `length` bytes has, not counting the NUL. */
+size_t base64_encoded_length(size_t length);
+/* Writes that text and its NUL into `text` (base64_encoded_length(length) + 1 bytes). */
+void base64_encode_to(const void *data, size_t length, char *text);
+
 /*
  * Decodes `length` characters of text. Fills *data (malloc'd, with a NUL
  * after the last byte so JSON text can be used as a string) and *decoded

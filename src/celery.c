@@ -10,6 +10,8 @@
 #include <uuid/uuid.h>
 
 #include "base64.h"
+#include "celery_direct.h"
+#include "ids.h"
 #include "timeutil.h"
 
 /* Celery's task_argsrepr_maxsize / task_kwargsrepr_maxsize default. */
@@ -17,15 +19,10 @@
 /* kombu's separator between a queue name and its priority step. */
 #define CELERY_PRIORITY_SEPARATOR "\x06\x16"
 
+_Static_assert(CELERY_ID_SIZE == IDS_UUID_LENGTH + 1, "a task id or delivery tag holds a UUID and its NUL");
+
 /* Python's json.dumps escapes non-ASCII; doing the same keeps texts byte-comparable. */
 #define CELERY_JSON_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII)
-
-static void new_uuid(char *buf)
-{
-	uuid_t id;
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, buf);
-}
 
 /* ---- Python repr, for argsrepr/kwargsrepr ---- */
 
@@ -35,10 +32,11 @@ struct text_buffer {
 	bool failed;
 };
 
-static void buffer_append(struct text_buffer *buffer, const char *text, size_t length)
+/* Room for `length` more characters and the NUL; false (and failed) when out of memory. */
+static bool buffer_reserve(struct text_buffer *buffer, size_t length)
 {
 	if (buffer->failed)
-		return;
+		return false;
 	if (buffer->length + length + 1 > buffer->capacity) {
 		size_t capacity = buffer->capacity > 0 ? buffer->capacity : 64;
 		while (buffer->length + length + 1 > capacity)
@@ -46,11 +44,18 @@ static void buffer_append(struct text_buffer *buffer, const char *text, size_t l
 		char *grown = realloc(buffer->data, capacity);
 		if (grown == NULL) {
 			buffer->failed = true;
-			return;
+			return false;
 		}
 		buffer->data = grown;
 		buffer->capacity = capacity;
 	}
+	return true;
+}
+
+static void buffer_append(struct text_buffer *buffer, const char *text, size_t length)
+{
+	if (!buffer_reserve(buffer, length))
+		return;
 	memcpy(buffer->data + buffer->length, text, length);
 	buffer->length += length;
 	buffer->data[buffer->length] = '\0';
@@ -59,6 +64,24 @@ static void buffer_append(struct text_buffer *buffer, const char *text, size_t l
 static void buffer_puts(struct text_buffer *buffer, const char *text)
 {
 	buffer_append(buffer, text, strlen(text));
+}
+
+static void buffer_append_base64(struct text_buffer *buffer, const void *data, size_t length)
+{
+	size_t encoded_length = base64_encoded_length(length);
+	if (!buffer_reserve(buffer, encoded_length))
+		return;
+	base64_encode_to(data, length, buffer->data + buffer->length);
+	buffer->length += encoded_length;
+}
+
+/* Keeps the first `length` characters. */
+static void buffer_truncate(struct text_buffer *buffer, size_t length)
+{
+	if (buffer->failed || length >= buffer->length)
+		return;
+	buffer->length = length;
+	buffer->data[length] = '\0';
 }
 
 /* Python's str repr: single quotes unless the text has ' and no ". Non-ASCII stays as is. */
@@ -171,8 +194,7 @@ char *celery_python_repr(const json_t *value, bool as_tuple, size_t max_length)
 		/* Never cut inside a UTF-8 sequence. */
 		while (cut > 0 && ((unsigned char)buffer.data[cut] & 0xc0) == 0x80)
 			cut--;
-		buffer.length = cut;
-		buffer.data[cut] = '\0';
+		buffer_truncate(&buffer, cut);
 		buffer_puts(&buffer, "...");
 	}
 	return buffer.data;
@@ -295,6 +317,211 @@ json_t *celery_execute_pipeline_kwargs(const char *pipeline_id, const json_t *si
 			 "signal_ids", ids, "execution_id", execution_id);
 }
 
+/* ---- execute_pipeline, written directly ---- */
+
+/*
+ * The dispatcher sends one execute_pipeline envelope per claimed run, and
+ * building it through jansson (pack, repr, dumps, base64, pack, dumps)
+ * took more of its time than the rest of a round. When every variable
+ * part is plain the envelope is a fixed text with those parts pasted in,
+ * so it is written as such. celery_envelope_build() stays the definition:
+ * these texts equal its output byte for byte (tests/test_celery.c), and
+ * whatever is not plain goes through it.
+ */
+
+static bool is_plain_character(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+	       c == '_' || c == ':' || c == '@' || c == '-';
+}
+
+/*
+ * Text that json_dumps (with ensure_ascii) and Python's repr both write
+ * between their quotes as it is. Empty text is not plain: an empty queue
+ * or task id is an error the generic path reports.
+ */
+static bool is_plain(const char *text, size_t length)
+{
+	if (text == NULL || length == 0)
+		return false;
+	for (size_t i = 0; i < length; i++)
+		if (!is_plain_character((unsigned char)text[i]))
+			return false;
+	return true;
+}
+
+static bool is_plain_string(const char *text)
+{
+	return text != NULL && is_plain(text, strlen(text));
+}
+
+static bool signal_ids_are_plain(const json_t *signal_ids)
+{
+	if (signal_ids == NULL)
+		return true;
+	if (!json_is_array(signal_ids))
+		return false;
+	size_t index;
+	const json_t *id;
+	json_array_foreach(signal_ids, index, id)
+		if (!is_plain(json_string_value(id), json_string_length(id)))
+			return false;
+	return true;
+}
+
+static bool pipeline_call_is_plain(const struct celery_pipeline_call *call)
+{
+	return is_plain_string(call->pipeline_id) && is_plain_string(call->execution_id) &&
+	       is_plain_string(call->queue) && is_plain_string(call->task_id) &&
+	       is_plain_string(call->delivery_tag) && is_plain_string(celery_host_name()) &&
+	       signal_ids_are_plain(call->signal_ids);
+}
+
+/* A JSON string (quote '"') or a Python str (quote '\'') of plain text. */
+static void write_quoted(struct text_buffer *buffer, char quote, const char *text, size_t length)
+{
+	buffer_append(buffer, &quote, 1);
+	buffer_append(buffer, text, length);
+	buffer_append(buffer, &quote, 1);
+}
+
+static void write_quoted_string(struct text_buffer *buffer, char quote, const char *text)
+{
+	write_quoted(buffer, quote, text, strlen(text));
+}
+
+/* The elements of signal_ids, as JSON (quote '"', separator ",") or as a Python list's. */
+static void write_signal_ids(struct text_buffer *buffer, const json_t *signal_ids, char quote,
+			     const char *separator)
+{
+	size_t index;
+	const json_t *id;
+	json_array_foreach(signal_ids, index, id) {
+		if (index > 0)
+			buffer_puts(buffer, separator);
+		write_quoted(buffer, quote, json_string_value(id), json_string_length(id));
+	}
+}
+
+/* [args, kwargs, embed] as json_dumps(JSON_COMPACT) writes it: encode_body()'s text. */
+static void write_body_json(struct text_buffer *buffer, const struct celery_pipeline_call *call)
+{
+	buffer_puts(buffer, "[[],{\"pipeline_id\":");
+	write_quoted_string(buffer, '"', call->pipeline_id);
+	buffer_puts(buffer, ",\"triggered_by_signal\":true,\"signal_ids\":[");
+	write_signal_ids(buffer, call->signal_ids, '"', ",");
+	buffer_puts(buffer, "],\"execution_id\":");
+	write_quoted_string(buffer, '"', call->execution_id);
+	buffer_puts(buffer, "},{\"callbacks\":null,\"errbacks\":null,\"chain\":null,\"chord\":null}]");
+}
+
+/*
+ * The argsrepr and kwargsrepr members, as build_headers() writes them.
+ * The kwargs repr is cut as celery_python_repr() cuts it; plain text is
+ * ASCII, so there is no UTF-8 sequence to keep whole. The repr's quotes
+ * and punctuation need no escaping in JSON.
+ */
+static void write_reprs(struct text_buffer *buffer, const struct celery_pipeline_call *call)
+{
+	buffer_puts(buffer, "\"argsrepr\":\"()\",\"kwargsrepr\":\"");
+	size_t start = buffer->length;
+	buffer_puts(buffer, "{'pipeline_id': ");
+	write_quoted_string(buffer, '\'', call->pipeline_id);
+	buffer_puts(buffer, ", 'triggered_by_signal': True, 'signal_ids': [");
+	write_signal_ids(buffer, call->signal_ids, '\'', ", ");
+	buffer_puts(buffer, "], 'execution_id': ");
+	write_quoted_string(buffer, '\'', call->execution_id);
+	buffer_puts(buffer, "}");
+	if (buffer->length - start > CELERY_REPR_MAX_LENGTH) {
+		buffer_truncate(buffer, start + CELERY_REPR_MAX_LENGTH);
+		buffer_puts(buffer, "...");
+	}
+	buffer_puts(buffer, "\"");
+}
+
+/* The headers object in build_headers()'s order and nulls. */
+static void write_headers(struct text_buffer *buffer, const struct celery_pipeline_call *call)
+{
+	buffer_puts(buffer, "\"headers\":{\"lang\":\"py\",\"task\":\"" CELERY_TASK_EXECUTE_PIPELINE "\",\"id\":");
+	write_quoted_string(buffer, '"', call->task_id);
+	buffer_puts(buffer, ",\"shadow\":null,\"eta\":null,\"expires\":null,\"group\":null,\"group_index\":null,"
+			    "\"retries\":0,\"timelimit\":[null,null],\"root_id\":");
+	write_quoted_string(buffer, '"', call->task_id);
+	buffer_puts(buffer, ",\"parent_id\":null,");
+	write_reprs(buffer, call);
+	buffer_puts(buffer, ",\"origin\":\"sigtrig@");
+	buffer_puts(buffer, celery_host_name());
+	buffer_puts(buffer, "\",\"ignore_result\":false}");
+}
+
+/* The properties object of celery_envelope_build(), priority 0. */
+static void write_properties(struct text_buffer *buffer, const struct celery_pipeline_call *call)
+{
+	buffer_puts(buffer, "\"properties\":{\"correlation_id\":");
+	write_quoted_string(buffer, '"', call->task_id);
+	buffer_puts(buffer, ",\"reply_to\":\"\",\"delivery_mode\":2,\"delivery_info\":{\"exchange\":\"\","
+			    "\"routing_key\":");
+	write_quoted_string(buffer, '"', call->queue);
+	buffer_puts(buffer, "},\"priority\":0,\"body_encoding\":\"base64\",\"delivery_tag\":");
+	write_quoted_string(buffer, '"', call->delivery_tag);
+	buffer_puts(buffer, "}");
+}
+
+static void write_envelope(struct text_buffer *buffer, const struct celery_pipeline_call *call,
+			   const struct text_buffer *body)
+{
+	buffer_puts(buffer, "{\"body\":\"");
+	buffer_append_base64(buffer, body->data, body->length);
+	buffer_puts(buffer, "\",\"content-encoding\":\"utf-8\",\"content-type\":\"application/json\",");
+	write_headers(buffer, call);
+	buffer_puts(buffer, ",");
+	write_properties(buffer, call);
+	buffer_puts(buffer, "}");
+}
+
+char *celery_execute_pipeline_direct(const struct celery_pipeline_call *call)
+{
+	if (!pipeline_call_is_plain(call))
+		return NULL;
+	struct text_buffer body = { 0 }, envelope = { 0 };
+	write_body_json(&body, call);
+	if (!body.failed) {
+		/*
+		 * Room for all of it at once, as a rule: the body in base64, the
+		 * kwargs repr (no longer than the body's JSON) and about 1 KiB of
+		 * headers and properties.
+		 */
+		buffer_reserve(&envelope, base64_encoded_length(body.length) + body.length + 1024);
+		write_envelope(&envelope, call, &body);
+	}
+	free(body.data);
+	if (body.failed || envelope.failed) {
+		free(envelope.data);
+		return NULL;
+	}
+	return envelope.data;
+}
+
+/* The same envelope through celery_envelope_build(), for parts that are not plain. */
+static char *pipeline_call_build(const struct celery_pipeline_call *call, char *err, size_t errsize)
+{
+	json_t *kwargs = celery_execute_pipeline_kwargs(call->pipeline_id, call->signal_ids, call->execution_id);
+	if (kwargs == NULL) {
+		snprintf(err, errsize, "execute_pipeline: ids are not valid UTF-8");
+		return NULL;
+	}
+	struct celery_message message = {
+		.task_name = CELERY_TASK_EXECUTE_PIPELINE,
+		.task_id = call->task_id,
+		.delivery_tag = call->delivery_tag,
+		.queue = call->queue,
+		.kwargs = kwargs,
+	};
+	char *text = celery_envelope_build(&message, err, errsize);
+	json_decref(kwargs);
+	return text;
+}
+
 char *celery_execute_pipeline_task(const char *pipeline_id, const json_t *signal_ids,
 				   const char *execution_id, const char *queue, char *task_id,
 				   char *err, size_t errsize)
@@ -303,25 +530,21 @@ char *celery_execute_pipeline_task(const char *pipeline_id, const json_t *signal
 		snprintf(err, errsize, "execute_pipeline: pipeline_id and execution_id are required");
 		return NULL;
 	}
-	json_t *kwargs = celery_execute_pipeline_kwargs(pipeline_id, signal_ids, execution_id);
-	if (kwargs == NULL) {
-		snprintf(err, errsize, "execute_pipeline: ids are not valid UTF-8");
-		return NULL;
-	}
+	/* From ids.c's per-thread pool: libuuid's six system calls a UUID were most of an envelope's cost. */
 	if (task_id[0] == '\0')
-		new_uuid(task_id);
+		ids_random_uuid(task_id);
 	char delivery_tag[CELERY_ID_SIZE];
-	new_uuid(delivery_tag);
-	struct celery_message message = {
-		.task_name = CELERY_TASK_EXECUTE_PIPELINE,
+	ids_random_uuid(delivery_tag);
+	struct celery_pipeline_call call = {
+		.pipeline_id = pipeline_id,
+		.signal_ids = signal_ids,
+		.execution_id = execution_id,
+		.queue = queue,
 		.task_id = task_id,
 		.delivery_tag = delivery_tag,
-		.queue = queue,
-		.kwargs = kwargs,
 	};
-	char *text = celery_envelope_build(&message, err, errsize);
-	json_decref(kwargs);
-	return text;
+	char *text = celery_execute_pipeline_direct(&call);
+	return text != NULL ? text : pipeline_call_build(&call, err, errsize);
 }
 
 /* ---- parsing ---- */

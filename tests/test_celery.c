@@ -1,11 +1,14 @@
 /* The Celery wire format: envelopes, bodies, results, redelivery (CELERY_WIRE.md). */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uuid/uuid.h>
 
 #include "base64.h"
 #include "celery.h"
 #include "celery_canvas.h"
+#include "celery_direct.h"
 #include "task_hold.h"
 #include "task_retry.h"
 #include "timeutil.h"
@@ -296,6 +299,256 @@ START_TEST(test_build_names_missing_field)
 	char err[256] = "";
 	ck_assert_ptr_null(celery_envelope_build(&message, err, sizeof err));
 	ck_assert(strstr(err, "delivery tag") != NULL);
+}
+END_TEST
+
+/* ---- execute_pipeline written directly ---- */
+
+/* Signal id counts: none, one, a few, and enough for a kwargsrepr past CELERY_REPR_MAX_LENGTH. */
+static const size_t signal_id_counts[] = { 0, 1, 3, 200 };
+
+/* Lowercase UUIDs, as the dispatcher's signal ids are. */
+static json_t *numbered_signal_ids(size_t count)
+{
+	json_t *ids = json_array();
+	for (size_t i = 0; i < count; i++) {
+		char id[64];
+		snprintf(id, sizeof id, "6b1f0d3e-5c2a-4e8f-9d7b-%012zu", i);
+		json_array_append_new(ids, json_string(id));
+	}
+	return ids;
+}
+
+static struct celery_pipeline_call plain_call(const json_t *signal_ids)
+{
+	return (struct celery_pipeline_call){
+		.pipeline_id = "3f0c1c52-8d4e-4b8b-9a55-6f2b0f3e2d11",
+		.signal_ids = signal_ids,
+		.execution_id = "9b2d7a10-1c3e-4f5a-8b6c-7d8e9f0a1b2c",
+		.queue = "celery",
+		.task_id = "588dc0ce-c5a7-4603-9fa7-309a510baf8c",
+		.delivery_tag = "ffb00710-666e-48e4-9f1e-77875f6d604d",
+	};
+}
+
+static json_t *call_kwargs(const struct celery_pipeline_call *call)
+{
+	json_t *kwargs = celery_execute_pipeline_kwargs(call->pipeline_id, call->signal_ids, call->execution_id);
+	ck_assert_ptr_nonnull(kwargs);
+	return kwargs;
+}
+
+/* Byte for byte; a failure shows where the texts part, since a whole envelope is too long for Check. */
+static void assert_same_text(const char *actual, const char *expected)
+{
+	size_t at = 0;
+	while (actual[at] != '\0' && actual[at] == expected[at])
+		at++;
+	ck_assert_msg(actual[at] == expected[at], "texts differ at offset %zu: \"%.60s\" instead of \"%.60s\"", at,
+		      actual + at, expected + at);
+}
+
+/* The definition the direct text is held to: celery_envelope_build() of the same message. */
+static char *generic_envelope(const struct celery_pipeline_call *call)
+{
+	json_t *kwargs = call_kwargs(call);
+	struct celery_message message = {
+		.task_name = CELERY_TASK_EXECUTE_PIPELINE,
+		.task_id = call->task_id,
+		.delivery_tag = call->delivery_tag,
+		.queue = call->queue,
+		.kwargs = kwargs,
+	};
+	char err[256];
+	char *text = celery_envelope_build(&message, err, sizeof err);
+	ck_assert_msg(text != NULL, "%s", err);
+	json_decref(kwargs);
+	return text;
+}
+
+/*
+ * celery_execute_pipeline_task() for the call, which must be byte for
+ * byte celery_envelope_build() given the delivery tag it chose, and parse
+ * back to the call's kwargs. Returns the text.
+ */
+static char *task_envelope_checked(const struct celery_pipeline_call *call)
+{
+	char task_id[CELERY_ID_SIZE], err[256];
+	snprintf(task_id, sizeof task_id, "%s", call->task_id);
+	char *text = celery_execute_pipeline_task(call->pipeline_id, call->signal_ids, call->execution_id,
+						  call->queue, task_id, err, sizeof err);
+	ck_assert_msg(text != NULL, "%s", err);
+	struct celery_task task;
+	ck_assert_msg(celery_envelope_parse(text, strlen(text), &task, err, sizeof err) == 0, "%s", err);
+	struct celery_pipeline_call with_its_tag = *call;
+	with_its_tag.delivery_tag = task.delivery_tag;
+	char *generic = generic_envelope(&with_its_tag);
+	assert_same_text(text, generic);
+	json_t *kwargs = call_kwargs(call);
+	ck_assert(json_equal(task.kwargs, kwargs));
+	json_decref(kwargs);
+	free(generic);
+	celery_task_free(&task);
+	return text;
+}
+
+START_TEST(test_direct_envelope_is_byte_for_byte_the_generic_build)
+{
+	json_t *signal_ids = numbered_signal_ids(signal_id_counts[_i]);
+	struct celery_pipeline_call call = plain_call(signal_ids);
+	char *direct = celery_execute_pipeline_direct(&call);
+	ck_assert_ptr_nonnull(direct);
+	char *generic = generic_envelope(&call);
+	assert_same_text(direct, generic);
+	free(generic);
+	free(direct);
+	json_decref(signal_ids);
+}
+END_TEST
+
+START_TEST(test_direct_envelope_parses_back_to_its_kwargs)
+{
+	json_t *signal_ids = numbered_signal_ids(signal_id_counts[_i]);
+	struct celery_pipeline_call call = plain_call(signal_ids);
+	char *direct = celery_execute_pipeline_direct(&call);
+	ck_assert_ptr_nonnull(direct);
+	struct celery_task task;
+	char err[256];
+	ck_assert_msg(celery_envelope_parse(direct, strlen(direct), &task, err, sizeof err) == 0, "%s", err);
+	ck_assert_str_eq(task.task_name, CELERY_TASK_EXECUTE_PIPELINE);
+	ck_assert_str_eq(task.task_id, call.task_id);
+	ck_assert_str_eq(task.delivery_tag, call.delivery_tag);
+	ck_assert_str_eq(task.routing_key, "celery");
+	json_t *kwargs = call_kwargs(&call);
+	ck_assert(json_equal(task.kwargs, kwargs));
+	ck_assert_uint_eq(json_array_size(json_object_get(task.kwargs, "signal_ids")), signal_id_counts[_i]);
+	json_decref(kwargs);
+	celery_task_free(&task);
+	free(direct);
+	json_decref(signal_ids);
+}
+END_TEST
+
+START_TEST(test_direct_envelope_cuts_a_long_kwargsrepr_as_the_generic_one)
+{
+	json_t *signal_ids = numbered_signal_ids(200);
+	struct celery_pipeline_call call = plain_call(signal_ids);
+	char *direct = celery_execute_pipeline_direct(&call);
+	ck_assert_ptr_nonnull(direct);
+	json_t *envelope = json_loads(direct, 0, NULL);
+	const char *kwargs_repr = json_string_value(json_object_get(json_object_get(envelope, "headers"),
+								    "kwargsrepr"));
+	ck_assert_ptr_nonnull(kwargs_repr);
+	json_t *kwargs = call_kwargs(&call);
+	char *whole_repr = celery_python_repr(kwargs, false, (size_t)-1);
+	ck_assert_uint_gt(strlen(whole_repr), 1024);
+	char *cut_repr = celery_python_repr(kwargs, false, 1024);
+	ck_assert_str_eq(kwargs_repr, cut_repr);
+	ck_assert_uint_eq(strlen(kwargs_repr), 1024 + strlen("..."));
+	ck_assert(strncmp(kwargs_repr, whole_repr, 1024) == 0);
+	ck_assert_str_eq(kwargs_repr + 1024, "...");
+	free(cut_repr);
+	free(whole_repr);
+	json_decref(kwargs);
+	json_decref(envelope);
+	free(direct);
+	json_decref(signal_ids);
+}
+END_TEST
+
+START_TEST(test_execute_pipeline_task_is_the_generic_build_with_its_delivery_tag)
+{
+	json_t *signal_ids = numbered_signal_ids(signal_id_counts[_i]);
+	struct celery_pipeline_call call = plain_call(signal_ids);
+	free(task_envelope_checked(&call));
+	json_decref(signal_ids);
+}
+END_TEST
+
+/* Parts that need escaping somewhere, and what the escaped text must then show. */
+static const struct escaping {
+	const char *name;
+	const char *pipeline_id, *signal_id, *queue;
+	const char *in_text;       /* in the envelope text as sent, in any case (jansson writes \u00E9) */
+	const char *in_kwargsrepr; /* in headers.kwargsrepr once parsed; NULL: nothing to check */
+} escapings[] = {
+	{ "a double quote in the queue", "p1", "s1", "pipe\"lines", "\"routing_key\":\"pipe\\\"lines\"", NULL },
+	{ "a backslash in a signal id", "p1", "s\\1", "celery", "'s\\\\\\\\1'", "'s\\\\1'" },
+	{ "a line break in a signal id", "p1", "s\n1", "celery", "'s\\\\n1'", "'s\\n1'" },
+	{ "a non-ASCII signal id", "p1", "s\xc3\xa9", "celery", "'s\\u00e9'", "'s\xc3\xa9'" },
+	{ "a single quote in the pipeline id", "p'1", "s1", "celery", "'pipeline_id': \\\"p'1\\\"",
+	  "{'pipeline_id': \"p'1\"" },
+	{ "a slash, which neither escapes but is not plain", "p1", "s1", "pipe/lines", "\"routing_key\":\"pipe/lines\"", NULL },
+};
+
+START_TEST(test_text_needing_escapes_takes_the_generic_path)
+{
+	const struct escaping *case_ = &escapings[_i];
+	json_t *signal_ids = json_pack("[s]", case_->signal_id);
+	struct celery_pipeline_call call = plain_call(signal_ids);
+	call.pipeline_id = case_->pipeline_id;
+	call.queue = case_->queue;
+	ck_assert_msg(celery_execute_pipeline_direct(&call) == NULL, "%s: written directly", case_->name);
+	char *text = task_envelope_checked(&call);
+	ck_assert_msg(strcasestr(text, case_->in_text) != NULL, "%s: no %s in %s", case_->name, case_->in_text,
+		      text);
+	/* ensure_ascii, as Python's json.dumps */
+	for (const char *c = text; *c != '\0'; c++)
+		ck_assert_msg((unsigned char)*c < 0x80, "%s: a non-ASCII byte in the text", case_->name);
+	if (case_->in_kwargsrepr != NULL) {
+		json_t *envelope = json_loads(text, 0, NULL);
+		const char *kwargs_repr = json_string_value(
+			json_object_get(json_object_get(envelope, "headers"), "kwargsrepr"));
+		ck_assert_msg(strstr(kwargs_repr, case_->in_kwargsrepr) != NULL, "%s: no %s in %s", case_->name,
+			      case_->in_kwargsrepr, kwargs_repr);
+		json_decref(envelope);
+	}
+	free(text);
+	json_decref(signal_ids);
+}
+END_TEST
+
+START_TEST(test_signal_ids_that_are_not_strings_take_the_generic_path)
+{
+	json_t *signal_ids = json_pack("[s, i, n]", "s1", 7);
+	struct celery_pipeline_call call = plain_call(signal_ids);
+	ck_assert_ptr_null(celery_execute_pipeline_direct(&call));
+	char *text = task_envelope_checked(&call);
+	free(text);
+	json_decref(signal_ids);
+}
+END_TEST
+
+START_TEST(test_execute_pipeline_task_without_a_queue_names_it)
+{
+	char task_id[CELERY_ID_SIZE] = "", err[256] = "";
+	ck_assert_ptr_null(celery_execute_pipeline_task("p1", NULL, "e1", "", task_id, err, sizeof err));
+	ck_assert_msg(strstr(err, "queue is missing") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_execute_pipeline_task_delivery_tags_are_fresh_version_4_uuids)
+{
+	char previous[CELERY_ID_SIZE] = "";
+	for (int i = 0; i < 100; i++) {
+		char task_id[CELERY_ID_SIZE] = "", err[256];
+		char *text = celery_execute_pipeline_task("p1", NULL, "e1", "celery", task_id, err, sizeof err);
+		ck_assert_msg(text != NULL, "%s", err);
+		struct celery_task task;
+		ck_assert_int_eq(celery_envelope_parse(text, strlen(text), &task, err, sizeof err), 0);
+		const char *ids[] = { task_id, task.delivery_tag };
+		for (size_t k = 0; k < 2; k++) {
+			uuid_t parsed;
+			ck_assert_int_eq(uuid_parse(ids[k], parsed), 0);
+			ck_assert_int_eq(uuid_type(parsed), UUID_TYPE_DCE_RANDOM);
+			ck_assert_int_eq(uuid_variant(parsed), UUID_VARIANT_DCE);
+		}
+		ck_assert_str_ne(task_id, task.delivery_tag);
+		ck_assert_str_ne(task.delivery_tag, previous);
+		snprintf(previous, sizeof previous, "%s", task.delivery_tag);
+		celery_task_free(&task);
+		free(text);
+	}
 }
 END_TEST
 
@@ -973,6 +1226,19 @@ static Suite *celery_suite(void)
 	tcase_add_test(build, test_execute_pipeline_task_fills_empty_task_id);
 	tcase_add_test(build, test_build_names_missing_field);
 	suite_add_tcase(suite, build);
+	TCase *direct = tcase_create("direct");
+	int counts = (int)(sizeof signal_id_counts / sizeof signal_id_counts[0]);
+	tcase_add_loop_test(direct, test_direct_envelope_is_byte_for_byte_the_generic_build, 0, counts);
+	tcase_add_loop_test(direct, test_direct_envelope_parses_back_to_its_kwargs, 0, counts);
+	tcase_add_test(direct, test_direct_envelope_cuts_a_long_kwargsrepr_as_the_generic_one);
+	tcase_add_loop_test(direct, test_execute_pipeline_task_is_the_generic_build_with_its_delivery_tag, 0,
+			    counts);
+	tcase_add_loop_test(direct, test_text_needing_escapes_takes_the_generic_path, 0,
+			    (int)(sizeof escapings / sizeof escapings[0]));
+	tcase_add_test(direct, test_signal_ids_that_are_not_strings_take_the_generic_path);
+	tcase_add_test(direct, test_execute_pipeline_task_without_a_queue_names_it);
+	tcase_add_test(direct, test_execute_pipeline_task_delivery_tags_are_fresh_version_4_uuids);
+	suite_add_tcase(suite, direct);
 	TCase *parse = tcase_create("parse");
 	tcase_add_test(parse, test_parses_full_envelope_from_redis_cli);
 	tcase_add_test(parse, test_parses_minimal_envelope_from_redis_cli);
