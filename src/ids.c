@@ -1,5 +1,6 @@
 #include "ids.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,10 +13,23 @@
 
 static _Thread_local unsigned char random_pool[RANDOM_POOL_SIZE];
 static _Thread_local size_t random_used = RANDOM_POOL_SIZE;
+static pthread_once_t fork_guard_once = PTHREAD_ONCE_INIT;
+
+/* A forked child must not hand out the bytes its parent will: it starts a pool of its own. */
+static void forget_pool_in_child(void)
+{
+	random_used = RANDOM_POOL_SIZE;
+}
+
+static void guard_against_fork(void)
+{
+	pthread_atfork(NULL, NULL, forget_pool_in_child);
+}
 
 /* Refills the pool; when the kernel refuses (it does not, past early boot), libuuid's source serves. */
 static void refill_pool(void)
 {
+	pthread_once(&fork_guard_once, guard_against_fork);
 	size_t filled = 0;
 	while (filled < RANDOM_POOL_SIZE) {
 		ssize_t got = getrandom(random_pool + filled, RANDOM_POOL_SIZE - filled, 0);

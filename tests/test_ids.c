@@ -2,7 +2,9 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "ids.h"
@@ -78,6 +80,32 @@ START_TEST(test_time_ordered_ids_start_with_the_time_and_sort_by_it)
 }
 END_TEST
 
+START_TEST(test_a_forked_child_does_not_repeat_its_parents_ids)
+{
+	char parent_first[IDS_UUID_LENGTH + 1];
+	ids_random_uuid(parent_first); /* the pool is filled, and mostly left, before the fork */
+	int pipe_fds[2];
+	ck_assert_int_eq(pipe(pipe_fds), 0);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		char id[IDS_UUID_LENGTH + 1];
+		ids_random_uuid(id);
+		ssize_t written = write(pipe_fds[1], id, IDS_UUID_LENGTH);
+		_exit(written == IDS_UUID_LENGTH ? 0 : 1);
+	}
+	char from_child[IDS_UUID_LENGTH + 1] = { 0 };
+	ck_assert_int_eq((int)read(pipe_fds[0], from_child, IDS_UUID_LENGTH), IDS_UUID_LENGTH);
+	int status;
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	char parent_next[IDS_UUID_LENGTH + 1];
+	ids_random_uuid(parent_next);
+	ck_assert_msg(strcmp(from_child, parent_next) != 0, "the child made %s, as its parent did", from_child);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *suite = suite_create("ids");
@@ -85,6 +113,7 @@ int main(void)
 	tcase_add_test(uuids, test_random_ids_are_version_4_and_distinct);
 	tcase_add_test(uuids, test_time_ordered_ids_are_version_7_and_distinct);
 	tcase_add_test(uuids, test_time_ordered_ids_start_with_the_time_and_sort_by_it);
+	tcase_add_test(uuids, test_a_forked_child_does_not_repeat_its_parents_ids);
 	suite_add_tcase(suite, uuids);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);
