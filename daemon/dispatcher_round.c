@@ -62,21 +62,18 @@ static void trace_claim_outcome(const struct pipeline *pipeline, const struct ex
 				    "matched_tickers", claim->tickers));
 }
 
-/* The round's signals as received, for the signals table. */
-static json_t *round_signal_records(const struct dispatcher_round *round)
+/* The round's signals as received, for the signals table; NULL out of memory. */
+static struct decided_signal *round_signal_records(const struct dispatcher_round *round, size_t *count)
 {
-	json_t *records = json_array();
-	for (size_t e = 0; e < round->entries; e++) {
+	struct decided_signal *records = calloc(round->signals > 0 ? round->signals : 1, sizeof *records);
+	*count = 0;
+	for (size_t e = 0; records != NULL && e < round->entries; e++) {
 		const struct dispatcher_entry *entry = &dispatcher.ledger[round->first_entry + e];
 		if (entry->signal < (long)round->first_signal ||
 		    (size_t)entry->signal >= round->first_signal + round->signals)
 			continue;
-		const struct signal *signal = &dispatcher.signals[entry->signal];
-		json_array_append_new(records, json_pack("{s:s, s:o, s:s, s:s, s:i, s:I}", "signal_id",
-							 signal->signal_id, "body", signal_to_json(signal),
-							 "source", signal->source, "signal_type",
-							 signal->signal_type, "partition", (int)entry->partition,
-							 "offset", (json_int_t)entry->offset));
+		records[(*count)++] = (struct decided_signal){ &dispatcher.signals[entry->signal], entry->partition,
+							       entry->offset };
 	}
 	return records;
 }
@@ -263,14 +260,17 @@ int dispatcher_round_start(struct dispatcher_round *round, size_t first_entry, s
 	json_t *skips = round_skips_before_database(round);
 	json_array_extend(round->skips, skips);
 	json_decref(skips);
-	json_t *records = round_signal_records(round);
-	PGconn *db = dispatcher_db(err, sizeof err);
+	size_t record_count;
+	struct decided_signal *records = round_signal_records(round, &record_count);
+	PGconn *db = records != NULL ? dispatcher_db(err, sizeof err) : NULL;
+	if (records == NULL)
+		snprintf(err, sizeof err, "out of memory recording the batch's signals");
 	metrics_add(METRIC_db_queries_total, 1);
-	int sent = db != NULL ? execution_store_decide_batch_send(db, records, round->claims, round->claim_count,
-								  round->skips, round->id, dispatcher.unmarked,
-								  err, sizeof err)
+	int sent = db != NULL ? execution_store_decide_batch_send(db, records, record_count, round->claims,
+								  round->claim_count, round->skips, round->id,
+								  dispatcher.unmarked, err, sizeof err)
 			      : -1;
-	json_decref(records);
+	free(records);
 	if (sent != 0) {
 		atomic_store(&dispatcher.postgres_ok, false);
 		round_fail(round, "dispatcher_claim_failed", err);

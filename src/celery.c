@@ -12,6 +12,7 @@
 #include "base64.h"
 #include "celery_direct.h"
 #include "ids.h"
+#include "text_buffer.h"
 #include "timeutil.h"
 
 /* Celery's task_argsrepr_maxsize / task_kwargsrepr_maxsize default. */
@@ -26,62 +27,13 @@ _Static_assert(CELERY_ID_SIZE == IDS_UUID_LENGTH + 1, "a task id or delivery tag
 
 /* ---- Python repr, for argsrepr/kwargsrepr ---- */
 
-struct text_buffer {
-	char *data;
-	size_t length, capacity;
-	bool failed;
-};
-
-/* Room for `length` more characters and the NUL; false (and failed) when out of memory. */
-static bool buffer_reserve(struct text_buffer *buffer, size_t length)
-{
-	if (buffer->failed)
-		return false;
-	if (buffer->length + length + 1 > buffer->capacity) {
-		size_t capacity = buffer->capacity > 0 ? buffer->capacity : 64;
-		while (buffer->length + length + 1 > capacity)
-			capacity *= 2;
-		char *grown = realloc(buffer->data, capacity);
-		if (grown == NULL) {
-			buffer->failed = true;
-			return false;
-		}
-		buffer->data = grown;
-		buffer->capacity = capacity;
-	}
-	return true;
-}
-
-static void buffer_append(struct text_buffer *buffer, const char *text, size_t length)
-{
-	if (!buffer_reserve(buffer, length))
-		return;
-	memcpy(buffer->data + buffer->length, text, length);
-	buffer->length += length;
-	buffer->data[buffer->length] = '\0';
-}
-
-static void buffer_puts(struct text_buffer *buffer, const char *text)
-{
-	buffer_append(buffer, text, strlen(text));
-}
-
 static void buffer_append_base64(struct text_buffer *buffer, const void *data, size_t length)
 {
 	size_t encoded_length = base64_encoded_length(length);
-	if (!buffer_reserve(buffer, encoded_length))
+	if (!text_buffer_reserve(buffer, encoded_length))
 		return;
 	base64_encode_to(data, length, buffer->data + buffer->length);
 	buffer->length += encoded_length;
-}
-
-/* Keeps the first `length` characters. */
-static void buffer_truncate(struct text_buffer *buffer, size_t length)
-{
-	if (buffer->failed || length >= buffer->length)
-		return;
-	buffer->length = length;
-	buffer->data[length] = '\0';
 }
 
 /* Python's str repr: single quotes unless the text has ' and no ". Non-ASCII stays as is. */
@@ -90,7 +42,7 @@ static void repr_string(struct text_buffer *buffer, const char *text, size_t len
 	bool has_single = memchr(text, '\'', length) != NULL;
 	bool has_double = memchr(text, '"', length) != NULL;
 	char quote = has_single && !has_double ? '"' : '\'';
-	buffer_append(buffer, &quote, 1);
+	text_buffer_append(buffer, &quote, 1);
 	for (size_t i = 0; i < length; i++) {
 		unsigned char c = (unsigned char)text[i];
 		char escaped[8];
@@ -105,12 +57,12 @@ static void repr_string(struct text_buffer *buffer, const char *text, size_t len
 		} else if (c < 0x20 || c == 0x7f) {
 			snprintf(escaped, sizeof escaped, "\\x%02x", c);
 		} else {
-			buffer_append(buffer, (const char *)&c, 1);
+			text_buffer_append(buffer, (const char *)&c, 1);
 			continue;
 		}
-		buffer_puts(buffer, escaped);
+		text_buffer_puts(buffer, escaped);
 	}
-	buffer_append(buffer, &quote, 1);
+	text_buffer_append(buffer, &quote, 1);
 }
 
 /* Python's float repr: the shortest text that reads back the same, always with a '.' or exponent. */
@@ -124,7 +76,7 @@ static void repr_real(struct text_buffer *buffer, double value)
 	}
 	if (strpbrk(text, ".einf") == NULL)
 		strcat(text, ".0");
-	buffer_puts(buffer, text);
+	text_buffer_puts(buffer, text);
 }
 
 static void repr_value(struct text_buffer *buffer, const json_t *value, bool as_tuple)
@@ -132,31 +84,31 @@ static void repr_value(struct text_buffer *buffer, const json_t *value, bool as_
 	char number[32];
 	switch (json_typeof(value)) {
 	case JSON_OBJECT: {
-		buffer_puts(buffer, "{");
+		text_buffer_puts(buffer, "{");
 		const char *key;
 		const json_t *member;
 		bool first = true;
 		json_object_foreach((json_t *)value, key, member) {
 			if (!first)
-				buffer_puts(buffer, ", ");
+				text_buffer_puts(buffer, ", ");
 			first = false;
 			repr_string(buffer, key, strlen(key));
-			buffer_puts(buffer, ": ");
+			text_buffer_puts(buffer, ": ");
 			repr_value(buffer, member, false);
 		}
-		buffer_puts(buffer, "}");
+		text_buffer_puts(buffer, "}");
 		break;
 	}
 	case JSON_ARRAY: {
 		size_t count = json_array_size(value);
-		buffer_puts(buffer, as_tuple ? "(" : "[");
+		text_buffer_puts(buffer, as_tuple ? "(" : "[");
 		for (size_t i = 0; i < count; i++) {
 			if (i > 0)
-				buffer_puts(buffer, ", ");
+				text_buffer_puts(buffer, ", ");
 			repr_value(buffer, json_array_get(value, i), false);
 		}
 		/* A one-element tuple needs its comma: (1,) */
-		buffer_puts(buffer, as_tuple ? (count == 1 ? ",)" : ")") : "]");
+		text_buffer_puts(buffer, as_tuple ? (count == 1 ? ",)" : ")") : "]");
 		break;
 	}
 	case JSON_STRING:
@@ -164,19 +116,19 @@ static void repr_value(struct text_buffer *buffer, const json_t *value, bool as_
 		break;
 	case JSON_INTEGER:
 		snprintf(number, sizeof number, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
-		buffer_puts(buffer, number);
+		text_buffer_puts(buffer, number);
 		break;
 	case JSON_REAL:
 		repr_real(buffer, json_real_value(value));
 		break;
 	case JSON_TRUE:
-		buffer_puts(buffer, "True");
+		text_buffer_puts(buffer, "True");
 		break;
 	case JSON_FALSE:
-		buffer_puts(buffer, "False");
+		text_buffer_puts(buffer, "False");
 		break;
 	case JSON_NULL:
-		buffer_puts(buffer, "None");
+		text_buffer_puts(buffer, "None");
 		break;
 	}
 }
@@ -194,8 +146,8 @@ char *celery_python_repr(const json_t *value, bool as_tuple, size_t max_length)
 		/* Never cut inside a UTF-8 sequence. */
 		while (cut > 0 && ((unsigned char)buffer.data[cut] & 0xc0) == 0x80)
 			cut--;
-		buffer_truncate(&buffer, cut);
-		buffer_puts(&buffer, "...");
+		text_buffer_truncate(&buffer, cut);
+		text_buffer_puts(&buffer, "...");
 	}
 	return buffer.data;
 }
@@ -380,9 +332,9 @@ static bool pipeline_call_is_plain(const struct celery_pipeline_call *call)
 /* A JSON string (quote '"') or a Python str (quote '\'') of plain text. */
 static void write_quoted(struct text_buffer *buffer, char quote, const char *text, size_t length)
 {
-	buffer_append(buffer, &quote, 1);
-	buffer_append(buffer, text, length);
-	buffer_append(buffer, &quote, 1);
+	text_buffer_append(buffer, &quote, 1);
+	text_buffer_append(buffer, text, length);
+	text_buffer_append(buffer, &quote, 1);
 }
 
 static void write_quoted_string(struct text_buffer *buffer, char quote, const char *text)
@@ -398,7 +350,7 @@ static void write_signal_ids(struct text_buffer *buffer, const json_t *signal_id
 	const json_t *id;
 	json_array_foreach(signal_ids, index, id) {
 		if (index > 0)
-			buffer_puts(buffer, separator);
+			text_buffer_puts(buffer, separator);
 		write_quoted(buffer, quote, json_string_value(id), json_string_length(id));
 	}
 }
@@ -406,13 +358,13 @@ static void write_signal_ids(struct text_buffer *buffer, const json_t *signal_id
 /* [args, kwargs, embed] as json_dumps(JSON_COMPACT) writes it: encode_body()'s text. */
 static void write_body_json(struct text_buffer *buffer, const struct celery_pipeline_call *call)
 {
-	buffer_puts(buffer, "[[],{\"pipeline_id\":");
+	text_buffer_puts(buffer, "[[],{\"pipeline_id\":");
 	write_quoted_string(buffer, '"', call->pipeline_id);
-	buffer_puts(buffer, ",\"triggered_by_signal\":true,\"signal_ids\":[");
+	text_buffer_puts(buffer, ",\"triggered_by_signal\":true,\"signal_ids\":[");
 	write_signal_ids(buffer, call->signal_ids, '"', ",");
-	buffer_puts(buffer, "],\"execution_id\":");
+	text_buffer_puts(buffer, "],\"execution_id\":");
 	write_quoted_string(buffer, '"', call->execution_id);
-	buffer_puts(buffer, "},{\"callbacks\":null,\"errbacks\":null,\"chain\":null,\"chord\":null}]");
+	text_buffer_puts(buffer, "},{\"callbacks\":null,\"errbacks\":null,\"chain\":null,\"chord\":null}]");
 }
 
 /*
@@ -423,60 +375,60 @@ static void write_body_json(struct text_buffer *buffer, const struct celery_pipe
  */
 static void write_reprs(struct text_buffer *buffer, const struct celery_pipeline_call *call)
 {
-	buffer_puts(buffer, "\"argsrepr\":\"()\",\"kwargsrepr\":\"");
+	text_buffer_puts(buffer, "\"argsrepr\":\"()\",\"kwargsrepr\":\"");
 	size_t start = buffer->length;
-	buffer_puts(buffer, "{'pipeline_id': ");
+	text_buffer_puts(buffer, "{'pipeline_id': ");
 	write_quoted_string(buffer, '\'', call->pipeline_id);
-	buffer_puts(buffer, ", 'triggered_by_signal': True, 'signal_ids': [");
+	text_buffer_puts(buffer, ", 'triggered_by_signal': True, 'signal_ids': [");
 	write_signal_ids(buffer, call->signal_ids, '\'', ", ");
-	buffer_puts(buffer, "], 'execution_id': ");
+	text_buffer_puts(buffer, "], 'execution_id': ");
 	write_quoted_string(buffer, '\'', call->execution_id);
-	buffer_puts(buffer, "}");
+	text_buffer_puts(buffer, "}");
 	if (buffer->length - start > CELERY_REPR_MAX_LENGTH) {
-		buffer_truncate(buffer, start + CELERY_REPR_MAX_LENGTH);
-		buffer_puts(buffer, "...");
+		text_buffer_truncate(buffer, start + CELERY_REPR_MAX_LENGTH);
+		text_buffer_puts(buffer, "...");
 	}
-	buffer_puts(buffer, "\"");
+	text_buffer_puts(buffer, "\"");
 }
 
 /* The headers object in build_headers()'s order and nulls. */
 static void write_headers(struct text_buffer *buffer, const struct celery_pipeline_call *call)
 {
-	buffer_puts(buffer, "\"headers\":{\"lang\":\"py\",\"task\":\"" CELERY_TASK_EXECUTE_PIPELINE "\",\"id\":");
+	text_buffer_puts(buffer, "\"headers\":{\"lang\":\"py\",\"task\":\"" CELERY_TASK_EXECUTE_PIPELINE "\",\"id\":");
 	write_quoted_string(buffer, '"', call->task_id);
-	buffer_puts(buffer, ",\"shadow\":null,\"eta\":null,\"expires\":null,\"group\":null,\"group_index\":null,"
+	text_buffer_puts(buffer, ",\"shadow\":null,\"eta\":null,\"expires\":null,\"group\":null,\"group_index\":null,"
 			    "\"retries\":0,\"timelimit\":[null,null],\"root_id\":");
 	write_quoted_string(buffer, '"', call->task_id);
-	buffer_puts(buffer, ",\"parent_id\":null,");
+	text_buffer_puts(buffer, ",\"parent_id\":null,");
 	write_reprs(buffer, call);
-	buffer_puts(buffer, ",\"origin\":\"sigtrig@");
-	buffer_puts(buffer, celery_host_name());
-	buffer_puts(buffer, "\",\"ignore_result\":false}");
+	text_buffer_puts(buffer, ",\"origin\":\"sigtrig@");
+	text_buffer_puts(buffer, celery_host_name());
+	text_buffer_puts(buffer, "\",\"ignore_result\":false}");
 }
 
 /* The properties object of celery_envelope_build(), priority 0. */
 static void write_properties(struct text_buffer *buffer, const struct celery_pipeline_call *call)
 {
-	buffer_puts(buffer, "\"properties\":{\"correlation_id\":");
+	text_buffer_puts(buffer, "\"properties\":{\"correlation_id\":");
 	write_quoted_string(buffer, '"', call->task_id);
-	buffer_puts(buffer, ",\"reply_to\":\"\",\"delivery_mode\":2,\"delivery_info\":{\"exchange\":\"\","
+	text_buffer_puts(buffer, ",\"reply_to\":\"\",\"delivery_mode\":2,\"delivery_info\":{\"exchange\":\"\","
 			    "\"routing_key\":");
 	write_quoted_string(buffer, '"', call->queue);
-	buffer_puts(buffer, "},\"priority\":0,\"body_encoding\":\"base64\",\"delivery_tag\":");
+	text_buffer_puts(buffer, "},\"priority\":0,\"body_encoding\":\"base64\",\"delivery_tag\":");
 	write_quoted_string(buffer, '"', call->delivery_tag);
-	buffer_puts(buffer, "}");
+	text_buffer_puts(buffer, "}");
 }
 
 static void write_envelope(struct text_buffer *buffer, const struct celery_pipeline_call *call,
 			   const struct text_buffer *body)
 {
-	buffer_puts(buffer, "{\"body\":\"");
+	text_buffer_puts(buffer, "{\"body\":\"");
 	buffer_append_base64(buffer, body->data, body->length);
-	buffer_puts(buffer, "\",\"content-encoding\":\"utf-8\",\"content-type\":\"application/json\",");
+	text_buffer_puts(buffer, "\",\"content-encoding\":\"utf-8\",\"content-type\":\"application/json\",");
 	write_headers(buffer, call);
-	buffer_puts(buffer, ",");
+	text_buffer_puts(buffer, ",");
 	write_properties(buffer, call);
-	buffer_puts(buffer, "}");
+	text_buffer_puts(buffer, "}");
 }
 
 char *celery_execute_pipeline_direct(const struct celery_pipeline_call *call)
@@ -491,7 +443,7 @@ char *celery_execute_pipeline_direct(const struct celery_pipeline_call *call)
 		 * kwargs repr (no longer than the body's JSON) and about 1 KiB of
 		 * headers and properties.
 		 */
-		buffer_reserve(&envelope, base64_encoded_length(body.length) + body.length + 1024);
+		text_buffer_reserve(&envelope, base64_encoded_length(body.length) + body.length + 1024);
 		write_envelope(&envelope, call, &body);
 	}
 	free(body.data);

@@ -6,6 +6,7 @@
 
 #include "db.h"
 #include "ids.h"
+#include "text_buffer.h"
 
 #define EXECUTION_COLUMNS                                                                     \
 	"e.id, e.pipeline_id, p.name AS pipeline_name, e.status, e.triggered_by,"           \
@@ -95,34 +96,80 @@ int execution_store_prepare_decide(PGconn *conn, char *err, size_t errsize)
 	return db_prepare(conn, DECIDE_STATEMENT, decide_sql, 5, err, errsize);
 }
 
-int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struct execution_claim *claims,
-				      size_t count, const json_t *skips, const char *round_id,
-				      const json_t *pushed_rounds, char *err, size_t errsize)
+/* $1: the signals as the statement reads them, [{signal_id, body, source, signal_type, partition, offset}]. */
+static void write_signal_records(struct text_buffer *text, const struct decided_signal *signals, size_t count)
 {
-	json_t *candidates = json_array();
+	text_buffer_puts(text, "[");
+	for (size_t i = 0; i < count; i++) {
+		const struct signal *signal = signals[i].signal;
+		text_buffer_json_member(text, i > 0 ? ",{\"signal_id\":" : "{\"signal_id\":", signal->signal_id);
+		text_buffer_puts(text, ",\"body\":");
+		signal_write_json(signal, text);
+		text_buffer_json_member(text, ",\"source\":", signal->source);
+		text_buffer_json_member(text, ",\"signal_type\":", signal->signal_type);
+		text_buffer_printf(text, ",\"partition\":%d,\"offset\":%lld}", (int)signals[i].partition,
+				   (long long)signals[i].offset);
+	}
+	text_buffer_puts(text, "]");
+}
+
+/* An array of strings (or nothing: an empty array), as JSON. */
+static void write_string_array(struct text_buffer *text, const json_t *strings)
+{
+	text_buffer_puts(text, "[");
+	size_t index;
+	const json_t *item;
+	json_array_foreach(strings, index, item)
+		text_buffer_json_member(text, index > 0 ? "," : "", json_is_string(item) ? json_string_value(item) : "");
+	text_buffer_puts(text, "]");
+}
+
+/* $2: the claims, [{index, execution_id, task_id, pipeline_id, claim_key, signal_ids, tickers}]. */
+static void write_candidates(struct text_buffer *text, const struct execution_claim *claims, size_t count)
+{
+	text_buffer_puts(text, "[");
+	for (size_t i = 0; i < count; i++) {
+		const struct execution_claim *claim = &claims[i];
+		text_buffer_printf(text, "%s{\"index\":%zu", i > 0 ? "," : "", i);
+		text_buffer_json_member(text, ",\"execution_id\":", claim->execution_id);
+		text_buffer_json_member(text, ",\"task_id\":", claim->task_id);
+		text_buffer_json_member(text, ",\"pipeline_id\":", claim->pipeline_id);
+		text_buffer_json_member(text, ",\"claim_key\":", claim->claim_key != NULL ? claim->claim_key : "");
+		text_buffer_puts(text, ",\"signal_ids\":");
+		write_string_array(text, claim->signal_ids);
+		text_buffer_puts(text, ",\"tickers\":");
+		write_string_array(text, claim->tickers);
+		text_buffer_puts(text, "}");
+	}
+	text_buffer_puts(text, "]");
+}
+
+int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal *signals, size_t signal_count,
+				      struct execution_claim *claims, size_t count, const json_t *skips,
+				      const char *round_id, const json_t *pushed_rounds, char *err, size_t errsize)
+{
 	for (size_t i = 0; i < count; i++) {
 		ids_time_ordered_uuid(claims[i].execution_id);
 		claims[i].claimed = false;
 		claims[i].reason[0] = '\0';
-		json_array_append_new(candidates,
-				      json_pack("{s:I, s:s, s:s, s:s, s:s, s:O, s:O}", "index", (json_int_t)i,
-						"execution_id", claims[i].execution_id,
-						"task_id", claims[i].task_id, "pipeline_id", claims[i].pipeline_id,
-						"claim_key", claims[i].claim_key != NULL ? claims[i].claim_key : "",
-						"signal_ids", claims[i].signal_ids, "tickers",
-						claims[i].tickers != NULL ? claims[i].tickers : json_array()));
 	}
-	char *signals_text = json_dumps(signals, JSON_COMPACT);
-	char *candidates_text = json_dumps(candidates, JSON_COMPACT);
+	/* Written as text, not built as jansson objects and dumped: for thousands of rows that took longer. */
+	struct text_buffer signals_text = { 0 }, candidates_text = { 0 };
+	write_signal_records(&signals_text, signals, signal_count);
+	write_candidates(&candidates_text, claims, count);
 	char *skips_text = json_dumps(skips, JSON_COMPACT);
 	json_t *no_rounds = json_array();
 	char *pushed_text = json_dumps(pushed_rounds != NULL ? pushed_rounds : no_rounds, JSON_COMPACT);
 	json_decref(no_rounds);
-	json_decref(candidates);
-	const char *values[] = { signals_text, candidates_text, skips_text, pushed_text, round_id };
-	int sent = db_send_prepared(conn, DECIDE_STATEMENT, 5, values, err, errsize);
-	free(signals_text);
-	free(candidates_text);
+	int sent = -1;
+	if (signals_text.failed || candidates_text.failed || skips_text == NULL || pushed_text == NULL) {
+		snprintf(err, errsize, "out of memory writing the batch's statement");
+	} else {
+		const char *values[] = { signals_text.data, candidates_text.data, skips_text, pushed_text, round_id };
+		sent = db_send_prepared(conn, DECIDE_STATEMENT, 5, values, err, errsize);
+	}
+	free(signals_text.data);
+	free(candidates_text.data);
 	free(skips_text);
 	free(pushed_text);
 	return sent;

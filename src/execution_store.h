@@ -14,8 +14,18 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "signal.h"
 
 #define EXECUTION_ID_LENGTH 36
+
+/* A consumed signal and where it was in the log, for the signals table. */
+struct decided_signal {
+	const struct signal *signal;
+	int32_t partition;
+	int64_t offset;
+};
 
 /* One pipeline the dispatcher wants to start, and the signals that woke it. */
 struct execution_claim {
@@ -33,8 +43,7 @@ struct execution_claim {
 /*
  * Decides a dispatcher batch in one statement, so that the decisions are
  * durable together or not at all:
- * - records every consumed signal (`signals`: a JSON array of
- *   {signal_id, body, source, signal_type, partition, offset});
+ * - records every consumed signal (`signals`, `signal_count` of them);
  * - for each claim, refuses it when the pipeline is gone or inactive
  *   (inactive), its owner is missing or inactive (unauthorized) or has no
  *   credits left (no_budget), or it triggered within its config's
@@ -65,9 +74,9 @@ struct execution_claim {
  * execution_store_prepare_decide().
  */
 int execution_store_prepare_decide(PGconn *conn, char *err, size_t errsize);
-int execution_store_decide_batch_send(PGconn *conn, const json_t *signals, struct execution_claim *claims,
-				      size_t count, const json_t *skips, const char *round_id,
-				      const json_t *pushed_rounds, char *err, size_t errsize);
+int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal *signals, size_t signal_count,
+				      struct execution_claim *claims, size_t count, const json_t *skips,
+				      const char *round_id, const json_t *pushed_rounds, char *err, size_t errsize);
 int execution_store_decide_batch_receive(PGconn *conn, struct execution_claim *claims, size_t count,
 					 char *err, size_t errsize);
 

@@ -253,6 +253,41 @@ json_t *signal_to_json(const struct signal *signal)
 			 "tickers", tickers, "metadata", signal->metadata);
 }
 
+/* A number as jansson writes a real: %.17g, which reads back as the same double, and never bare digits. */
+static void write_real(struct text_buffer *buffer, double value)
+{
+	char text[40];
+	snprintf(text, sizeof text, "%.17g", value);
+	text_buffer_puts(buffer, text);
+	if (strpbrk(text, ".eE") == NULL)
+		text_buffer_puts(buffer, ".0");
+}
+
+void signal_write_json(const struct signal *signal, struct text_buffer *buffer)
+{
+	text_buffer_json_member(buffer, "{\"signal_id\":", signal->signal_id);
+	text_buffer_puts(buffer, ",\"timestamp\":");
+	if (signal->timestamp == floor(signal->timestamp))
+		text_buffer_printf(buffer, "%lld", (long long)signal->timestamp);
+	else
+		write_real(buffer, signal->timestamp);
+	text_buffer_json_member(buffer, ",\"signal_type\":", signal->signal_type);
+	text_buffer_json_member(buffer, ",\"source\":", signal->source);
+	text_buffer_puts(buffer, ",\"tickers\":[");
+	for (size_t i = 0; i < signal->ticker_count; i++) {
+		const struct signal_ticker *t = &signal->tickers[i];
+		text_buffer_json_member(buffer, i > 0 ? ",{\"ticker\":" : "{\"ticker\":", t->ticker);
+		text_buffer_json_member(buffer, ",\"signal\":", signal_direction_name(t->direction));
+		text_buffer_puts(buffer, ",\"confidence\":");
+		write_real(buffer, t->confidence);
+		text_buffer_json_member(buffer, ",\"reasoning\":", t->reasoning);
+		text_buffer_puts(buffer, "}");
+	}
+	text_buffer_puts(buffer, "],\"metadata\":");
+	text_buffer_json_value(buffer, signal->metadata);
+	text_buffer_puts(buffer, "}");
+}
+
 char *signal_serialize(const struct signal *signal)
 {
 	json_t *object = signal_to_json(signal);

@@ -97,6 +97,43 @@ START_TEST(test_serialize_writes_canonical_compact_form)
 }
 END_TEST
 
+/* Signals whose written text must equal, as JSON, their signal_to_json(). */
+static const char *const written_signals[] = {
+	"{\"signal_id\": \"7f1f8a0e-3b1c-4f55-9d2a-0c6f1d2e3a4b\", \"timestamp\": 1764662400,"
+	" \"signal_type\": \"golden_cross\", \"source\": \"mock\", \"tickers\": [{\"ticker\": \"AAPL\","
+	" \"signal\": \"BULLISH\", \"confidence\": 90, \"reasoning\": \"\"}]}",
+	/* A fractional time, several tickers, a confidence with many digits, metadata. */
+	"{\"timestamp\": 1764662400.123456, \"signal_type\": \"news\", \"source\": \"wire\","
+	" \"tickers\": [{\"ticker\": \"DAX\", \"signal\": \"BEARISH\", \"confidence\": 33.333333333333336},"
+	" {\"ticker\": \"SMI\", \"signal\": \"NEUTRAL\", \"confidence\": 0}],"
+	" \"metadata\": {\"weight\": 2.5, \"tags\": [\"a\", null, true], \"nested\": {\"x\": 1}}}",
+	/* Texts that need escapes: quotes, backslashes, control characters, non-ASCII. */
+	"{\"signal_type\": \"t\\\"q\\\\b\", \"source\": \"caf\u00e9 \\u00e9\\t\", \"tickers\": [{\"ticker\": \"BRK.B\","
+	" \"signal\": \"BULLISH\", \"confidence\": 51.5, \"reasoning\": \"line\\nbreak \\u0001 \\\"x\\\"\"}]}",
+};
+
+START_TEST(test_written_signal_equals_its_canonical_json)
+{
+	struct signal signal;
+	struct signal_error error;
+	ck_assert_msg(parse_text(written_signals[_i], &signal, &error) == 0, "%s: %s", error.field, error.reason);
+	struct text_buffer buffer = { 0 };
+	text_buffer_puts(&buffer, "[");
+	signal_write_json(&signal, &buffer);
+	text_buffer_puts(&buffer, "]");
+	ck_assert(!buffer.failed);
+	json_error_t json_error;
+	json_t *written = json_loads(buffer.data, 0, &json_error);
+	ck_assert_msg(written != NULL, "%s: %s", buffer.data, json_error.text);
+	json_t *canonical = signal_to_json(&signal);
+	ck_assert_msg(json_equal(json_array_get(written, 0), canonical), "%s", buffer.data);
+	json_decref(canonical);
+	json_decref(written);
+	free(buffer.data);
+	signal_free(&signal);
+}
+END_TEST
+
 START_TEST(test_serialized_signal_parses_back_to_equal_json)
 {
 	struct signal first, second;
@@ -776,6 +813,11 @@ static Suite *signal_suite(void)
 	tcase_add_test(robust, test_every_truncation_of_valid_signal_fails_cleanly);
 	tcase_add_test(robust, test_mutated_bytes_never_crash);
 	suite_add_tcase(suite, robust);
+
+	TCase *written = tcase_create("written");
+	tcase_add_loop_test(written, test_written_signal_equals_its_canonical_json, 0,
+			    (int)(sizeof written_signals / sizeof written_signals[0]));
+	suite_add_tcase(suite, written);
 
 	TCase *builders = tcase_create("builders");
 	tcase_add_test(builders, test_init_single_builds_valid_signal);

@@ -1,0 +1,91 @@
+/* The text buffer: growth, formatted text past its small stack copy, JSON strings and values. */
+#include <check.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "text_buffer.h"
+
+START_TEST(test_appends_grow_the_buffer_and_keep_it_terminated)
+{
+	struct text_buffer buffer = { 0 };
+	for (int i = 0; i < 1000; i++)
+		text_buffer_puts(&buffer, "0123456789");
+	ck_assert(!buffer.failed);
+	ck_assert_uint_eq(buffer.length, 10000);
+	ck_assert_uint_eq(strlen(buffer.data), 10000);
+	text_buffer_truncate(&buffer, 3);
+	ck_assert_str_eq(buffer.data, "012");
+	free(buffer.data);
+}
+END_TEST
+
+START_TEST(test_printf_writes_long_text_whole)
+{
+	char long_text[301];
+	memset(long_text, 'x', 300);
+	long_text[300] = '\0';
+	struct text_buffer buffer = { 0 };
+	text_buffer_puts(&buffer, "<");
+	text_buffer_printf(&buffer, "%s|%d", long_text, 42);
+	ck_assert(!buffer.failed);
+	ck_assert_uint_eq(buffer.length, 1 + 300 + 3);
+	ck_assert_int_eq(strncmp(buffer.data + 1, long_text, 300), 0);
+	ck_assert_str_eq(buffer.data + 301, "|42");
+	free(buffer.data);
+}
+END_TEST
+
+START_TEST(test_json_strings_read_back_as_the_text)
+{
+	static const char *const texts[] = { "", "plain", "quote \" and backslash \\", "tab\tnew\nline\r\x01\x1f",
+					     "caf\xc3\xa9 \xe2\x82\xac", "/slash/" };
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+		struct text_buffer buffer = { 0 };
+		text_buffer_puts(&buffer, "[");
+		text_buffer_json_string(&buffer, texts[i]);
+		text_buffer_json_member(&buffer, ",", texts[i]);
+		text_buffer_puts(&buffer, "]");
+		json_error_t error;
+		json_t *read = json_loads(buffer.data, 0, &error);
+		ck_assert_msg(read != NULL, "%s: %s", buffer.data, error.text);
+		ck_assert_str_eq(json_string_value(json_array_get(read, 0)), texts[i]);
+		ck_assert_str_eq(json_string_value(json_array_get(read, 1)), texts[i]);
+		json_decref(read);
+		free(buffer.data);
+	}
+}
+END_TEST
+
+START_TEST(test_json_values_are_written_compact)
+{
+	json_t *value = json_pack("{s:[i, f, n], s:s}", "a", 1, 2.5, "b", "x\"y");
+	struct text_buffer buffer = { 0 };
+	text_buffer_json_value(&buffer, value);
+	ck_assert(!buffer.failed);
+	json_t *read = json_loads(buffer.data, 0, NULL);
+	ck_assert(json_equal(read, value));
+	ck_assert_ptr_null(strchr(buffer.data, ' '));
+	text_buffer_json_value(&buffer, NULL);
+	ck_assert(buffer.failed);
+	json_decref(read);
+	json_decref(value);
+	free(buffer.data);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *suite = suite_create("text_buffer");
+	TCase *text = tcase_create("text");
+	tcase_add_test(text, test_appends_grow_the_buffer_and_keep_it_terminated);
+	tcase_add_test(text, test_printf_writes_long_text_whole);
+	tcase_add_test(text, test_json_strings_read_back_as_the_text);
+	tcase_add_test(text, test_json_values_are_written_compact);
+	suite_add_tcase(suite, text);
+	SRunner *runner = srunner_create(suite);
+	srunner_run_all(runner, CK_NORMAL);
+	int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
