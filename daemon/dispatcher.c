@@ -203,7 +203,6 @@ static int ledger_reserve(void)
 	return 0;
 }
 
-/* Appends a message; `signal` (taken over) is NULL for one that is not a signal. */
 /* The ledger's entries that are in a round in flight: the first ones. */
 static size_t ledger_in_rounds(void)
 {
@@ -215,6 +214,7 @@ static size_t ledger_in_rounds(void)
 	return entries;
 }
 
+/* Appends a message; `signal` (taken over) is NULL for one that is not a signal. */
 static int ledger_append(const rd_kafka_message_t *message, struct signal *signal, char *dead_letter)
 {
 	if (ledger_reserve() != 0)
@@ -659,6 +659,7 @@ int dispatcher_start(struct daemon *daemon, char *err, size_t errsize)
 		log_msg(LOG_WARN, "dispatcher_wakeup_unavailable", "%s", wakeup_err);
 	if (pthread_create(&dispatcher.thread, NULL, dispatcher_loop, NULL) != 0) {
 		snprintf(err, errsize, "cannot start the dispatcher thread");
+		kafka_wakeup_close(&dispatcher.wakeup);
 		rd_kafka_destroy(dispatcher.consumer);
 		rate_limiter_free(dispatcher.limiter);
 		dispatcher.limiter = NULL;

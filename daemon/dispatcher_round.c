@@ -451,7 +451,7 @@ int dispatcher_round_push(struct dispatcher_round *round)
 	char err[512];
 	if (round->phase == ROUND_DECIDED) {
 		if (round_build_envelopes(round, err, sizeof err) != 0) {
-			/* Claimed, yet no task built (out of memory): the reconciler pushes them later. */
+			/* Claimed, yet no task built (out of memory): built again by the next call. */
 			dispatcher_note_error("dispatcher_enqueue_failed", err);
 			return -2;
 		}
