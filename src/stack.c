@@ -150,6 +150,31 @@ static int fail(const struct stack *stack, const struct stack_component *compone
 	return -1;
 }
 
+/*
+ * A port found free when the stack was made can be taken by another
+ * program before the server binds it. While no URL with it was given out
+ * (this 'up' chose it), another is chosen and kept, and the start tried
+ * once more. 1 when a new port was chosen, 0 when the failure was not
+ * that, -1 with err when no port could be chosen or kept.
+ */
+static int move_off_taken_port(struct stack *stack, const struct stack_component *component, char *err,
+			       size_t errsize)
+{
+	int *port = component->port != NULL ? component->port(stack) : NULL;
+	if (port == NULL || !stack->ports_chosen_now || stack_port_is_free(*port))
+		return 0;
+	int taken = *port, chosen = 0;
+	while (chosen == 0 || chosen == stack->redis_port || chosen == stack->postgres_port)
+		if (stack_pick_free_port(&chosen, err, errsize) != 0)
+			return -1;
+	*port = chosen;
+	if (stack_state_save(stack, err, errsize) != 0)
+		return -1;
+	fprintf(stderr, "sigtrig up: %s: port %d was taken by another program; using %d\n", component->name,
+		taken, chosen);
+	return 1;
+}
+
 static int bring_up(struct stack *stack, const struct stack_component *component, bool conf_changed,
 		    struct stack_report *report, char *err, size_t errsize)
 {
@@ -176,7 +201,16 @@ static int bring_up(struct stack *stack, const struct stack_component *component
 		report->count++;
 		return 0;
 	} else {
-		if (component->start(stack, &pid, why, sizeof why) != 0 ||
+		int started = component->start(stack, &pid, why, sizeof why);
+		if (started != 0) {
+			char move_err[512];
+			int moved = move_off_taken_port(stack, component, move_err, sizeof move_err);
+			if (moved < 0)
+				snprintf(why + strlen(why), sizeof why - strlen(why), "; %s", move_err);
+			else if (moved == 1)
+				started = component->start(stack, &pid, why, sizeof why);
+		}
+		if (started != 0 ||
 		    (component->needs_conf && record_conf_digest(stack, component, why, sizeof why) != 0))
 			return fail(stack, component, why, report, err, errsize);
 		outcome->status = restarting ? STACK_RESTARTED : STACK_STARTED;

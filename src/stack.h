@@ -97,6 +97,7 @@ struct stack {
 	bool as_root;                    /* PostgreSQL must then run as user 'postgres' */
 	int redis_port;
 	int postgres_port;
+	bool ports_chosen_now;           /* by this 'up' (no URL given out yet): they may still change */
 	char postgres_password[65];
 	char kafka_address[512];         /* the broker's bootstrap list, once known */
 	char control_socket[PATH_MAX];   /* absolute */
@@ -117,6 +118,8 @@ struct stack_component {
 	/* Run after start and when found running, to learn or ensure what 'up' needs; may be NULL. */
 	int (*attach)(struct stack *stack, char *err, size_t errsize);
 	void (*address)(const struct stack *stack, char *buf, size_t size);
+	/* The loopback port it listens on, kept in stack.json; NULL when it picks its own. */
+	int *(*port)(struct stack *stack);
 };
 
 extern const struct stack_component stack_kafka;

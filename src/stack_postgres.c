@@ -396,6 +396,11 @@ static void postgres_address(const struct stack *stack, char *buf, size_t size)
 }
 
 /* SIGINT is PostgreSQL's fast shutdown, what 'pg_ctl stop -m fast' sends. */
+static int *postgres_port(struct stack *stack)
+{
+	return &stack->postgres_port;
+}
+
 const struct stack_component stack_postgres = {
 	.name = "postgres",
 	.program = POSTGRES_PROGRAM,
@@ -405,4 +410,5 @@ const struct stack_component stack_postgres = {
 	.start = postgres_start,
 	.attach = postgres_attach,
 	.address = postgres_address,
+	.port = postgres_port,
 };

@@ -75,6 +75,11 @@ static void redis_address(const struct stack *stack, char *buf, size_t size)
 	snprintf(buf, size, "127.0.0.1:%d", stack->redis_port);
 }
 
+static int *redis_port(struct stack *stack)
+{
+	return &stack->redis_port;
+}
+
 const struct stack_component stack_redis = {
 	.name = "redis",
 	.program = REDIS_PROGRAM,
@@ -84,4 +89,5 @@ const struct stack_component stack_redis = {
 	.start = redis_start,
 	.attach = NULL,
 	.address = redis_address,
+	.port = redis_port,
 };

@@ -58,6 +58,7 @@ int stack_state_load(struct stack *stack, char *err, size_t errsize)
 	json_decref(state);
 
 	/* First run, or a field lost: choose now; stack_state_save keeps the choice. */
+	stack->ports_chosen_now = stack->redis_port == 0 || stack->postgres_port == 0;
 	if (stack->redis_port == 0 && stack_pick_free_port(&stack->redis_port, err, errsize) != 0)
 		return -1;
 	while (stack->postgres_port == 0 || stack->postgres_port == stack->redis_port)

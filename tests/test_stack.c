@@ -8,20 +8,24 @@
  * become our children, so once 'down' stopped them we can reap them and
  * see /proc/PID really gone even where init does not reap orphans.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -500,6 +504,81 @@ START_TEST(test_up_under_a_closed_directory_relocates_postgres_and_works)
 END_TEST
 
 /* Ports the kernel hands out on its own (the mock broker's) can never collide with the ones up picks. */
+/* Listens on a loopback port, as another program would; its port into *port. */
+static int hold_a_port(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_in address = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&address, sizeof address), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	socklen_t length = sizeof address;
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&address, &length), 0);
+	*port = ntohs(address.sin_port);
+	return fd;
+}
+
+static void write_stack_state(const char *json)
+{
+	char path[PATH_MAX + 32];
+	stack_file(path, sizeof path, "stack.json");
+	FILE *file = fopen(path, "w");
+	ck_assert_ptr_nonnull(file);
+	fputs(json, file);
+	fclose(file);
+}
+
+START_TEST(test_up_moves_off_a_port_it_chose_when_another_program_takes_it)
+{
+	int taken;
+	int holder = hold_a_port(&taken);
+	/* What a first 'up' leaves when it stops after choosing Redis' port: no URL given out yet. */
+	char state[128];
+	snprintf(state, sizeof state, "{\"redis_port\": %d}\n", taken);
+	write_stack_state(state);
+	stack_up_servers();
+	struct config config;
+	load_conf(&config);
+	ck_assert_msg(redis_answers_ping(config.redis_url), "Redis does not answer PING at %s", config.redis_url);
+	char taken_suffix[32];
+	snprintf(taken_suffix, sizeof taken_suffix, ":%d", taken);
+	ck_assert_msg(strstr(config.redis_url, taken_suffix) == NULL, "%s still names the taken port", config.redis_url);
+	/* The new port is kept, so the next 'up' gives the same URL. */
+	char path[PATH_MAX + 32];
+	stack_file(path, sizeof path, "stack.json");
+	json_t *kept = json_load_file(path, 0, NULL);
+	ck_assert_ptr_nonnull(kept);
+	char kept_suffix[32];
+	snprintf(kept_suffix, sizeof kept_suffix, ":%d",
+		 (int)json_integer_value(json_object_get(kept, "redis_port")));
+	ck_assert_msg(strstr(config.redis_url, kept_suffix) != NULL, "%s is not the kept port", config.redis_url);
+	json_decref(kept);
+	config_free(&config);
+	close(holder);
+}
+END_TEST
+
+START_TEST(test_up_keeps_a_port_it_gave_out_and_says_who_took_it)
+{
+	int taken, postgres_port;
+	int holder = hold_a_port(&taken);
+	char err[256];
+	ck_assert_int_eq(stack_pick_free_port(&postgres_port, err, sizeof err), 0);
+	/* Both ports known from an earlier 'up': URLs with them may be in use; they must not change. */
+	char state[160];
+	snprintf(state, sizeof state, "{\"redis_port\": %d, \"postgres_port\": %d}\n", taken, postgres_port);
+	write_stack_state(state);
+	const char *const args[] = { "up", "--no-generators", "--no-daemon", NULL };
+	char *out = NULL, *errors = NULL;
+	int status = run_sigtrig_in(stack_dir, args, &out, &errors);
+	ck_assert_int_ne(status, 0);
+	ck_assert_msg(strstr(errors, "is used by another program") != NULL, "%s", errors);
+	free(out);
+	free(errors);
+	close(holder);
+}
+END_TEST
+
 START_TEST(test_free_ports_are_picked_below_the_ephemeral_range)
 {
 	int low = 32768, high = 60999;
@@ -529,6 +608,8 @@ static Suite *stack_suite(void)
 	tcase_add_test(servers_case, test_up_restarts_dead_servers_and_points_the_conf_at_the_new_broker);
 	tcase_add_test(servers_case, test_up_keeps_the_users_settings_below_the_marker);
 	tcase_add_test(servers_case, test_free_ports_are_picked_below_the_ephemeral_range);
+	tcase_add_test(servers_case, test_up_moves_off_a_port_it_chose_when_another_program_takes_it);
+	tcase_add_test(servers_case, test_up_keeps_a_port_it_gave_out_and_says_who_took_it);
 	tcase_add_test(servers_case, test_down_stops_every_process_and_keeps_the_data);
 	tcase_add_test(servers_case, test_down_never_signals_a_pid_that_is_not_ours);
 	tcase_add_test(servers_case, test_down_of_a_missing_directory_says_not_running);
