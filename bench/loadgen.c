@@ -288,6 +288,9 @@ struct run_options {
 struct daemon_counters {
 	int64_t consumed, db_queries, enqueued, batches, cache_size, offset_resets;
 	int64_t committed; /* the group's committed offsets, summed: messages decided */
+	/* signal_consumed_to_enqueue_seconds: how long the dispatcher itself held the signals that started a run */
+	int64_t held_count;
+	double held_seconds;
 	struct skip_count skipped[SKIP_REASONS_MAX]; /* count holds the counter's value */
 	size_t skipped_count;
 };
@@ -363,6 +366,9 @@ static int daemon_counters_read(struct loadgen *run, struct daemon_counters *cou
 	counters->batches = json_integer_value(json_object_get(metrics, "batches_processed_total"));
 	counters->cache_size = json_integer_value(json_object_get(metrics, "cache_size"));
 	counters->offset_resets = json_integer_value(json_object_get(metrics, "kafka_offset_resets_total"));
+	const json_t *held = json_object_get(metrics, "signal_consumed_to_enqueue_seconds");
+	counters->held_count = json_integer_value(json_object_get(held, "count"));
+	counters->held_seconds = json_number_value(json_object_get(held, "sum"));
 	read_skip_reasons(json_object_get(metrics, "pipelines_skipped_total"), counters);
 	json_decref(response);
 	return committed_read(run, &counters->committed);
@@ -706,6 +712,8 @@ static int measure_rate(struct loadgen *run, double rate, struct rate_result *re
 	if (daemon_counters_read(run, &settled) != 0)
 		return -1;
 	skip_counts(&before, &settled, result);
+	int64_t held = settled.held_count - before.held_count;
+	result->dispatcher_mean_ms = held > 0 ? 1000 * (settled.held_seconds - before.held_seconds) / (double)held : NAN;
 	latency_percentiles(run, first, end, result);
 	return 0;
 }

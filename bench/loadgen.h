@@ -147,6 +147,7 @@ struct rate_result {
 	double seconds;              /* the measured window: while signals were being sent */
 	uint64_t sent;
 	double sent_rate, consumed_rate, decided_rate, runs_rate, query_rate, batch_rate;
+	double dispatcher_mean_ms; /* mean time from consumption to enqueue, of the signals that started a run */
 	struct skip_count skipped[SKIP_REASONS_MAX]; /* matches skipped, window and settling, by reason */
 	size_t skipped_count;
 	double cpu_percent[WATCH_MAX]; /* each watched process, % of one core */

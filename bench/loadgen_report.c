@@ -60,16 +60,17 @@ static void print_design_table(const struct rate_result *results, size_t count)
 
 static void print_flow_table(const struct rate_result *results, size_t count)
 {
-	char label[32], sent[32], consumed[32], decided[32], runs[32], skipped[32];
-	printf("| Signals/s | sent/s | consumed/s | decided/s | batches/s | runs/s | signals that started a run | matches skipped, by reason |\n"
-	       "|---:|---:|---:|---:|---:|---:|---:|---|\n");
+	char label[32], sent[32], consumed[32], decided[32], runs[32], skipped[32], held[16];
+	printf("| Signals/s | sent/s | consumed/s | decided/s | batches/s | runs/s | signals that started a run | held by the dispatcher, mean (ms) | matches skipped, by reason |\n"
+	       "|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
 	for (size_t i = 0; i < count; i++) {
 		const struct rate_result *r = &results[i];
-		printf("| %s | %s | %s | %s | %.1f | %s | %.1f%% | ", rate_label(r, label, sizeof label),
+		printf("| %s | %s | %s | %s | %.1f | %s | %.1f%% | %s | ", rate_label(r, label, sizeof label),
 		       thousands(r->sent_rate, sent, sizeof sent), thousands(r->consumed_rate, consumed, sizeof consumed),
 		       thousands(r->decided_rate, decided, sizeof decided), r->batch_rate,
 		       thousands(r->runs_rate, runs, sizeof runs),
-		       r->sent > 0 ? 100.0 * (double)r->triggered / (double)r->sent : 0);
+		       r->sent > 0 ? 100.0 * (double)r->triggered / (double)r->sent : 0,
+		       milliseconds(r->dispatcher_mean_ms, held, sizeof held));
 		for (size_t k = 0; k < r->skipped_count; k++)
 			printf("%s%s %s", k > 0 ? ", " : "", r->skipped[k].reason,
 			       thousands(r->skipped[k].count, skipped, sizeof skipped));

@@ -198,6 +198,10 @@ static int ledger_reserve(void)
 		if (limited == NULL)
 			return -1;
 		dispatcher.signal_limited = limited;
+		double *consumed_at = realloc(dispatcher.signal_consumed_at, capacity * sizeof *consumed_at);
+		if (consumed_at == NULL)
+			return -1;
+		dispatcher.signal_consumed_at = consumed_at;
 		dispatcher.signal_capacity = capacity;
 	}
 	return 0;
@@ -229,6 +233,7 @@ static int ledger_append(const rd_kafka_message_t *message, struct signal *signa
 		entry->signal = (long)dispatcher.signal_count;
 		dispatcher.signal_limited[dispatcher.signal_count] =
 			!rate_limiter_allow(dispatcher.limiter, signal->source, time_now_seconds());
+		dispatcher.signal_consumed_at[dispatcher.signal_count] = metrics_monotonic_seconds();
 		dispatcher.signals[dispatcher.signal_count++] = *signal;
 	}
 	return 0;
@@ -341,6 +346,8 @@ static void ledger_drop_front(size_t entries, size_t signals)
 	memmove(dispatcher.signals, dispatcher.signals + signals, dispatcher.signal_count * sizeof *dispatcher.signals);
 	memmove(dispatcher.signal_limited, dispatcher.signal_limited + signals,
 		dispatcher.signal_count * sizeof *dispatcher.signal_limited);
+	memmove(dispatcher.signal_consumed_at, dispatcher.signal_consumed_at + signals,
+		dispatcher.signal_count * sizeof *dispatcher.signal_consumed_at);
 	for (size_t e = 0; e < dispatcher.ledger_count; e++)
 		if (dispatcher.ledger[e].signal >= 0)
 			dispatcher.ledger[e].signal -= (long)signals;
@@ -692,9 +699,11 @@ void dispatcher_stop(struct daemon *daemon)
 	free(dispatcher.ledger);
 	free(dispatcher.signals);
 	free(dispatcher.signal_limited);
+	free(dispatcher.signal_consumed_at);
 	dispatcher.ledger = NULL;
 	dispatcher.signals = NULL;
 	dispatcher.signal_limited = NULL;
+	dispatcher.signal_consumed_at = NULL;
 	dispatcher.ledger_capacity = dispatcher.signal_capacity = 0;
 	json_decref(dispatcher.unmarked);
 	dispatcher.unmarked = NULL;

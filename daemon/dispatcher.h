@@ -102,6 +102,7 @@ struct dispatcher_state {
 	size_t ledger_count, ledger_capacity;
 	struct signal *signals;
 	bool *signal_limited;       /* refused by its source's rate limit: decided, never matched */
+	double *signal_consumed_at; /* metrics_monotonic_seconds() when it was consumed */
 	size_t signal_count, signal_capacity;
 	int64_t first_waiting_ms;   /* arrival of the oldest message not yet in a round */
 

@@ -331,26 +331,31 @@ static int round_build_envelopes(struct dispatcher_round *round, char *err, size
 	return 0;
 }
 
-/* signal_to_enqueue_seconds, once per signal that started at least one run. */
+/*
+ * signal_to_enqueue_seconds and signal_consumed_to_enqueue_seconds, once
+ * per signal that started at least one run.
+ */
 static void round_observe_latency(const struct dispatcher_round *round)
 {
-	double now = time_now_seconds();
-	json_t *observed = json_object();
-	for (size_t i = 0; i < round->claim_count; i++) {
+	double now = time_now_seconds(), now_monotonic = metrics_monotonic_seconds();
+	bool *observed = calloc(round->signals > 0 ? round->signals : 1, sizeof *observed);
+	for (size_t i = 0; observed != NULL && i < round->claim_count; i++) {
 		if (!round->claims[i].claimed)
 			continue;
 		size_t index;
 		json_t *id;
 		json_array_foreach(round->claims[i].signal_ids, index, id) {
-			const char *signal_id = json_string_value(id);
-			const struct signal *signal = round_signal(round, signal_id);
-			if (signal == NULL || json_object_get(observed, signal_id) != NULL)
+			const struct signal *signal = round_signal(round, json_string_value(id));
+			size_t place = signal != NULL ? (size_t)(signal - dispatcher.signals) : 0;
+			if (signal == NULL || observed[place - round->first_signal])
 				continue;
-			json_object_set_new(observed, signal_id, json_true());
+			observed[place - round->first_signal] = true;
 			metrics_observe(HISTOGRAM_signal_to_enqueue_seconds, fmax(0, now - signal->timestamp));
+			metrics_observe(HISTOGRAM_signal_consumed_to_enqueue_seconds,
+					fmax(0, now_monotonic - dispatcher.signal_consumed_at[place]));
 		}
 	}
-	json_decref(observed);
+	free(observed);
 }
 
 /* Traces, log lines and metrics of a round whose every decision is durable. */

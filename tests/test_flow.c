@@ -95,6 +95,20 @@ START_TEST(test_injected_signal_runs_pipeline_to_success_with_result_in_redis)
 		previous = found;
 	}
 	free(story);
+
+	/* The run's signal is in both latency histograms; the dispatcher's own part is the smaller. */
+	json_t *metrics = harness_sigtrig_json("metrics --json", &status);
+	ck_assert_int_eq(status, 0);
+	const json_t *whole = json_object_get(metrics, "signal_to_enqueue_seconds");
+	const json_t *held = json_object_get(metrics, "signal_consumed_to_enqueue_seconds");
+	ck_assert_int_ge(json_integer_value(json_object_get(held, "count")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(held, "count")),
+			 json_integer_value(json_object_get(whole, "count")));
+	double held_sum = json_number_value(json_object_get(held, "sum"));
+	ck_assert(held_sum > 0);
+	ck_assert_msg(held_sum <= json_number_value(json_object_get(whole, "sum")), "held %f s of %f s", held_sum,
+		      json_number_value(json_object_get(whole, "sum")));
+	json_decref(metrics);
 	free(execution_id);
 	free(steps);
 	free(task_id);
