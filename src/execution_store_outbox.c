@@ -52,6 +52,13 @@ static int run_command(PGconn *conn, const char *sql, char *err, size_t errsize)
 	return 0;
 }
 
+/* Ends a failed transaction; its own failure adds nothing to the error already reported. */
+static void roll_back_quietly(PGconn *conn)
+{
+	char ignored[256];
+	run_command(conn, "ROLLBACK", ignored, sizeof ignored);
+}
+
 json_t *execution_store_lock_unenqueued(PGconn *conn, long older_than_s, int limit, char *err,
 					size_t errsize)
 {
@@ -78,8 +85,7 @@ json_t *execution_store_lock_unenqueued(PGconn *conn, long older_than_s, int lim
 		" WHERE e.status = 'PENDING' AND e.enqueued_at IS NULL AND e.dispatch_round = s.round_id",
 		1, values, err, errsize);
 	if (folded == NULL) {
-		char ignored[256];
-		run_command(conn, "ROLLBACK", ignored, sizeof ignored);
+		roll_back_quietly(conn);
 		return NULL;
 	}
 	PQclear(folded);
@@ -96,10 +102,8 @@ json_t *execution_store_lock_unenqueued(PGconn *conn, long older_than_s, int lim
 		" RETURNING e.id::text AS execution_id, e.pipeline_id::text AS pipeline_id, e.task_id,"
 		"           to_jsonb(e.signal_ids) AS signal_ids, e.triggered_by",
 		2, values, err, errsize);
-	if (rows == NULL) {
-		char ignored[256];
-		run_command(conn, "ROLLBACK", ignored, sizeof ignored);
-	}
+	if (rows == NULL)
+		roll_back_quietly(conn);
 	return rows;
 }
 
