@@ -454,8 +454,7 @@ char *celery_execute_pipeline_direct(const struct celery_pipeline_call *call)
 	return envelope.data;
 }
 
-/* The same envelope through celery_envelope_build(), for parts that are not plain. */
-static char *pipeline_call_build(const struct celery_pipeline_call *call, char *err, size_t errsize)
+char *celery_execute_pipeline_generic(const struct celery_pipeline_call *call, char *err, size_t errsize)
 {
 	json_t *kwargs = celery_execute_pipeline_kwargs(call->pipeline_id, call->signal_ids, call->execution_id);
 	if (kwargs == NULL) {
@@ -496,7 +495,7 @@ char *celery_execute_pipeline_task(const char *pipeline_id, const json_t *signal
 		.delivery_tag = delivery_tag,
 	};
 	char *text = celery_execute_pipeline_direct(&call);
-	return text != NULL ? text : pipeline_call_build(&call, err, errsize);
+	return text != NULL ? text : celery_execute_pipeline_generic(&call, err, errsize);
 }
 
 /* ---- parsing ---- */

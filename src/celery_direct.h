@@ -9,6 +9,7 @@
 #define SIGTRIG_CELERY_DIRECT_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 /* One execute_pipeline call, every part given. */
 struct celery_pipeline_call {
@@ -28,5 +29,11 @@ struct celery_pipeline_call {
  * memory: the caller then takes celery_envelope_build().
  */
 char *celery_execute_pipeline_direct(const struct celery_pipeline_call *call);
+/*
+ * The same envelope through celery_envelope_build(): the path for a call
+ * whose parts are not plain, and the definition the direct text is held
+ * to. NULL with err filled when it cannot be built.
+ */
+char *celery_execute_pipeline_generic(const struct celery_pipeline_call *call, char *err, size_t errsize);
 
 #endif

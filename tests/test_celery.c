@@ -351,18 +351,9 @@ static void assert_same_text(const char *actual, const char *expected)
 /* The definition the direct text is held to: celery_envelope_build() of the same message. */
 static char *generic_envelope(const struct celery_pipeline_call *call)
 {
-	json_t *kwargs = call_kwargs(call);
-	struct celery_message message = {
-		.task_name = CELERY_TASK_EXECUTE_PIPELINE,
-		.task_id = call->task_id,
-		.delivery_tag = call->delivery_tag,
-		.queue = call->queue,
-		.kwargs = kwargs,
-	};
 	char err[256];
-	char *text = celery_envelope_build(&message, err, sizeof err);
+	char *text = celery_execute_pipeline_generic(call, err, sizeof err);
 	ck_assert_msg(text != NULL, "%s", err);
-	json_decref(kwargs);
 	return text;
 }
 
