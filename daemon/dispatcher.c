@@ -63,16 +63,9 @@ void dispatcher_clear_error(void)
 
 PGconn *dispatcher_db(char *err, size_t errsize)
 {
-	if (dispatcher.db != NULL && PQstatus(dispatcher.db) == CONNECTION_OK)
-		return dispatcher.db;
-	PQfinish(dispatcher.db);
-	dispatcher.db = db_connect(dispatcher.daemon->config.postgres_url, err, errsize);
 	/* A new connection knows no prepared statement. */
-	if (dispatcher.db != NULL && execution_store_prepare_decide(dispatcher.db, err, errsize) != 0) {
-		PQfinish(dispatcher.db);
-		dispatcher.db = NULL;
-	}
-	return dispatcher.db;
+	return db_ensure_prepared(&dispatcher.db, dispatcher.daemon->config.postgres_url,
+				  execution_store_prepare_decide, err, errsize);
 }
 
 /* Reloads the pipeline index; on failure the stale one stays in use. Returns whether it loaded. */

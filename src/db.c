@@ -51,7 +51,8 @@ PGconn *db_connect(const char *url, char *err, size_t errsize)
 	return conn;
 }
 
-PGconn *db_ensure(PGconn **conn, const char *url, char *err, size_t errsize)
+PGconn *db_ensure_prepared(PGconn **conn, const char *url, int (*prepare)(PGconn *, char *, size_t), char *err,
+			   size_t errsize)
 {
 	if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK)
 		return *conn;
@@ -60,7 +61,16 @@ PGconn *db_ensure(PGconn **conn, const char *url, char *err, size_t errsize)
 		*conn = NULL;
 	}
 	*conn = db_connect(url, err, errsize);
+	if (*conn != NULL && prepare != NULL && prepare(*conn, err, errsize) != 0) {
+		PQfinish(*conn);
+		*conn = NULL;
+	}
 	return *conn;
+}
+
+PGconn *db_ensure(PGconn **conn, const char *url, char *err, size_t errsize)
+{
+	return db_ensure_prepared(conn, url, NULL, err, errsize);
 }
 
 PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *values, char *err,

@@ -14,6 +14,13 @@
 PGconn *db_connect(const char *url, char *err, size_t errsize);
 /* Returns a usable connection, reconnecting *conn when it is NULL or broken. */
 PGconn *db_ensure(PGconn **conn, const char *url, char *err, size_t errsize);
+/*
+ * The same, running `prepare` on each new connection (to prepare its
+ * statements): when that fails, the connection is dropped and NULL
+ * returned with err filled.
+ */
+PGconn *db_ensure_prepared(PGconn **conn, const char *url, int (*prepare)(PGconn *, char *, size_t), char *err,
+			   size_t errsize);
 
 /*
  * Applies the migrations not yet recorded in schema_migrations, in order,
