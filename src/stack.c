@@ -163,10 +163,9 @@ static int move_off_taken_port(struct stack *stack, const struct stack_component
 	int *port = component->port != NULL ? component->port(stack) : NULL;
 	if (port == NULL || !stack->ports_chosen_now || stack_port_is_free(*port))
 		return 0;
-	int taken = *port, chosen = 0;
-	while (chosen == 0 || chosen == stack->redis_port || chosen == stack->postgres_port)
-		if (stack_pick_free_port(&chosen, err, errsize) != 0)
-			return -1;
+	int taken = *port, chosen;
+	if (stack_state_choose_port(stack, &chosen, err, errsize) != 0)
+		return -1;
 	*port = chosen;
 	if (stack_state_save(stack, err, errsize) != 0)
 		return -1;

@@ -181,6 +181,8 @@ void stack_print_log_tail(const char *path, int lines);
 /* stack_state.c: DIR/stack.json, the choices later runs must repeat. */
 int stack_state_load(struct stack *stack, char *err, size_t errsize);
 int stack_state_save(const struct stack *stack, char *err, size_t errsize);
+/* A free loopback port that is neither the stack's Redis nor its PostgreSQL port, into *port. */
+int stack_state_choose_port(const struct stack *stack, int *port, char *err, size_t errsize);
 
 /* stack_conf.c: DIR/sigtrig.conf. *changed tells whether its content differs from before. */
 int stack_conf_write(const struct stack *stack, bool *changed, char *err, size_t errsize);

@@ -58,15 +58,26 @@ int stack_state_load(struct stack *stack, char *err, size_t errsize)
 	json_decref(state);
 
 	/* First run, or a field lost: choose now; stack_state_save keeps the choice. */
+	if (stack->postgres_port == stack->redis_port)
+		stack->postgres_port = 0;
 	stack->ports_chosen_now = stack->redis_port == 0 || stack->postgres_port == 0;
-	if (stack->redis_port == 0 && stack_pick_free_port(&stack->redis_port, err, errsize) != 0)
+	if (stack->redis_port == 0 && stack_state_choose_port(stack, &stack->redis_port, err, errsize) != 0)
 		return -1;
-	while (stack->postgres_port == 0 || stack->postgres_port == stack->redis_port)
-		if (stack_pick_free_port(&stack->postgres_port, err, errsize) != 0)
-			return -1;
+	if (stack->postgres_port == 0 && stack_state_choose_port(stack, &stack->postgres_port, err, errsize) != 0)
+		return -1;
 	if (stack->postgres_password[0] == '\0' &&
 	    make_password(stack->postgres_password, sizeof stack->postgres_password, err, errsize) != 0)
 		return -1;
+	return 0;
+}
+
+int stack_state_choose_port(const struct stack *stack, int *port, char *err, size_t errsize)
+{
+	int chosen = 0;
+	while (chosen == 0 || chosen == stack->redis_port || chosen == stack->postgres_port)
+		if (stack_pick_free_port(&chosen, err, errsize) != 0)
+			return -1;
+	*port = chosen;
 	return 0;
 }
 
