@@ -86,7 +86,9 @@ fi
 "$build/bench/loadgen" seed -c "$conf" --pipelines "$pipelines" --tickers "$tickers" >&2
 
 if [ -n "${BENCH_SQL:-}" ]; then
-	psql -X -q -v ON_ERROR_STOP=1 "$(sed -n 's/^postgres\.url = //p' "$conf" | tail -n 1)" -c "$BENCH_SQL" >&2 ||
+	# From standard input, so that each statement is its own transaction (ALTER SYSTEM needs that).
+	printf '%s\n' "$BENCH_SQL" |
+		psql -X -q -v ON_ERROR_STOP=1 "$(sed -n 's/^postgres\.url = //p' "$conf" | tail -n 1)" -f - >&2 ||
 		fail "BENCH_SQL failed"
 fi
 
