@@ -20,6 +20,13 @@ int execution_store_claim_slot(PGconn *conn, struct slot_claim *claim, char *err
 	 * on the row's key, then inserts neither. The execution's insert gives
 	 * way to a live execution of the pipeline (the one-live index): the
 	 * slot then stays recorded, without an execution, as skipped.
+	 *
+	 * A slot at or before one already recorded is not inserted either. A
+	 * scheduler that read the newest slot before another recorded a later
+	 * one leaves its earlier slot be, as only the slot due now fires after
+	 * downtime; and once old records are pruned, it cannot find a decided
+	 * slot's record gone and decide it again: the record it would collide
+	 * with, or a newer one, is in any snapshot the statement can have.
 	 */
 	PGresult *result = db_query(
 		conn,
@@ -27,6 +34,8 @@ int execution_store_claim_slot(PGconn *conn, struct slot_claim *claim, char *err
 		"  INSERT INTO schedule_slots (pipeline_id, slot_at)"
 		"  SELECT p.id, to_timestamp($2::float8) FROM pipelines p"
 		"  WHERE p.id = $1::uuid AND p.is_active AND p.trigger_mode = 'periodic'"
+		"    AND NOT EXISTS (SELECT 1 FROM schedule_slots s"
+		"                    WHERE s.pipeline_id = p.id AND s.slot_at >= to_timestamp($2::float8))"
 		"  ON CONFLICT DO NOTHING RETURNING pipeline_id, slot_at),"
 		" owner AS ("
 		"  SELECT u.is_active, u.credits > 0 AS has_credits FROM pipelines p JOIN users u ON u.id = p.user_id"

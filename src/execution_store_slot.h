@@ -18,7 +18,8 @@
 enum slot_outcome {
 	SLOT_FIRED,         /* this call claimed an execution for the slot */
 	SLOT_SKIPPED,       /* this call decided the slot without a run: see skip_reason */
-	SLOT_TAKEN,         /* decided before, by this scheduler or another; or the pipeline is gone */
+	SLOT_TAKEN,         /* decided before, by this scheduler or another, or a later slot was;
+	                       or the pipeline is gone */
 };
 
 struct slot_claim {
