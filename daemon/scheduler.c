@@ -7,7 +7,9 @@
  * run is still live. So with any number of schedulers a slot fires at most
  * once, and after downtime only the slot due now fires, not every one
  * missed. Slots before a pipeline was created are not its own: a pipeline
- * added after today's 09:30 first runs tomorrow at 09:30.
+ * added after today's 09:30 first runs tomorrow at 09:30. Every few
+ * minutes it prunes the records of slots older than
+ * scheduler.slot_retention_s, keeping each pipeline's newest.
  *
  * Everything here is owned by the scheduler's thread; status requests read
  * only the metrics (atomic) and the configuration.
@@ -45,7 +47,14 @@ static struct {
 	struct time_zone **zones;
 	size_t zone_count;
 	json_t *invalid_logged; /* ids of pipelines whose bad schedule was logged, so it is logged once */
+	int64_t next_prune_ms;  /* monotonic time the next pruning statement is due; 0 at start */
+	long pass_pruned;       /* slot records deleted by the pruning pass under way */
 } scheduler;
+
+/* Slot records deleted per statement: a statement, and the locks it takes, stay short. */
+#define SCHEDULER_PRUNE_CHUNK 2000
+/* A pipeline adds at most one record a second, so passes a few minutes apart keep the table small. */
+#define SCHEDULER_PRUNE_INTERVAL_MS (5 * 60 * 1000)
 
 /* The zone called `name`, loaded on first use. NULL with err when it cannot be. */
 static const struct time_zone *scheduler_zone(const char *name, char *err, size_t errsize)
@@ -164,6 +173,40 @@ static void scheduler_decide_slot(const char *pipeline_id, int64_t slot)
 			    claim.execution_id, "task_id", claim.task_id));
 }
 
+/*
+ * One statement of the pruning pass, when one is due. A statement that
+ * deleted a full chunk leaves the rest of the pass to the next ticks, so
+ * a long backlog (the first pass over a table never pruned) is cleared a
+ * chunk a second without holding up the slots due meanwhile. A failed
+ * statement is tried again at the next pass.
+ */
+static void scheduler_prune_slots(void)
+{
+	int64_t now = time_monotonic_ms();
+	if (now < scheduler.next_prune_ms)
+		return;
+	char err[512];
+	long retention_s = scheduler.daemon->config.scheduler_slot_retention_s;
+	long pruned = 0;
+	if (execution_store_prune_slots(scheduler.db, retention_s, SCHEDULER_PRUNE_CHUNK, &pruned, err, sizeof err) !=
+	    0) {
+		log_msg(LOG_WARN, "schedule_slots_prune_failed", "%s; tried again in %d s", err,
+			SCHEDULER_PRUNE_INTERVAL_MS / 1000);
+		scheduler.next_prune_ms = now + SCHEDULER_PRUNE_INTERVAL_MS;
+		return;
+	}
+	metrics_add(METRIC_schedule_slots_pruned_total, pruned);
+	scheduler.pass_pruned += pruned;
+	if (pruned == SCHEDULER_PRUNE_CHUNK)
+		return;
+	if (scheduler.pass_pruned > 0)
+		log_event(LOG_INFO, "schedule_slots_pruned",
+			  json_pack("{s:I, s:I}", "rows", (json_int_t)scheduler.pass_pruned, "retention_s",
+				    (json_int_t)retention_s));
+	scheduler.pass_pruned = 0;
+	scheduler.next_prune_ms = now + SCHEDULER_PRUNE_INTERVAL_MS;
+}
+
 static void scheduler_tick(void)
 {
 	char err[512];
@@ -200,6 +243,8 @@ static void scheduler_tick(void)
 	}
 	PQclear(result);
 	if (!scheduler.stop)
+		scheduler_prune_slots();
+	if (!scheduler.stop)
 		reaper_tick(&scheduler.reaper, &scheduler.daemon->config, scheduler.db, &scheduler.redis);
 }
 
@@ -228,6 +273,8 @@ int scheduler_start(struct daemon *daemon, char *err, size_t errsize)
 {
 	scheduler.daemon = daemon;
 	scheduler.stop = 0;
+	scheduler.next_prune_ms = 0;
+	scheduler.pass_pruned = 0;
 	scheduler.invalid_logged = json_object();
 	char reason[512];
 	if (scheduler_zone(daemon->config.scheduler_time_zone, reason, sizeof reason) == NULL) {

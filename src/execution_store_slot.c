@@ -61,3 +61,38 @@ int execution_store_claim_slot(PGconn *conn, struct slot_claim *claim, char *err
 		claim->execution_id[0] = '\0';
 	return 0;
 }
+
+int execution_store_prune_slots(PGconn *conn, long retention_s, int limit, long *pruned, char *err,
+				size_t errsize)
+{
+	char retention_text[32], limit_text[16];
+	snprintf(retention_text, sizeof retention_text, "%ld", retention_s);
+	snprintf(limit_text, sizeof limit_text, "%d", limit);
+	const char *values[] = { retention_text, limit_text };
+	/*
+	 * Pipeline by pipeline through the primary key (pipeline_id, slot_at),
+	 * so no pass reads the whole table. A record is deleted only while a
+	 * newer one of its pipeline is there, so however many schedulers prune
+	 * at once, each pipeline's newest record stays. One statement, at
+	 * most `limit` rows: its locks last no longer than that.
+	 */
+	PGresult *result = db_query(
+		conn,
+		"WITH old AS ("
+		"  SELECT s.pipeline_id, s.slot_at FROM pipelines p"
+		"  CROSS JOIN LATERAL (SELECT max(slot_at) AS slot_at FROM schedule_slots"
+		"                      WHERE pipeline_id = p.id) newest"
+		"  CROSS JOIN LATERAL (SELECT pipeline_id, slot_at FROM schedule_slots"
+		"                      WHERE pipeline_id = p.id AND slot_at < newest.slot_at"
+		"                        AND slot_at < now() - make_interval(secs => $1::double precision)"
+		"                      LIMIT $2::integer) s"
+		"  LIMIT $2::integer)"
+		" DELETE FROM schedule_slots d USING old"
+		" WHERE d.pipeline_id = old.pipeline_id AND d.slot_at = old.slot_at",
+		2, values, err, errsize);
+	if (result == NULL)
+		return -1;
+	*pruned = strtol(PQcmdTuples(result), NULL, 10);
+	PQclear(result);
+	return 0;
+}

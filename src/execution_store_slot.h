@@ -43,4 +43,14 @@ struct slot_claim {
  */
 int execution_store_claim_slot(PGconn *conn, struct slot_claim *claim, char *err, size_t errsize);
 
+/*
+ * Deletes at most `limit` slot records decided more than `retention_s`
+ * seconds ago, never the newest of a pipeline: that one tells every
+ * scheduler which slot was decided last, and so that no slot up to it is
+ * due any more. Sets *pruned to the number deleted; fewer than `limit`
+ * means none is left to prune. 0, or -1 with err filled.
+ */
+int execution_store_prune_slots(PGconn *conn, long retention_s, int limit, long *pruned, char *err,
+				size_t errsize);
+
 #endif

@@ -8,7 +8,10 @@
  *   two_schedulers  the stack's daemon runs no scheduler; two
  *                   scheduler-only sigtrigds of the test's own share it,
  *                   one of them stopped (SIGSTOP) while the other fires a
- *                   slot, then the other way round.
+ *                   slot, then the other way round;
+ *   pruning         the stack's daemon runs no scheduler; one of the
+ *                   test's own, with a retention of an hour, prunes the
+ *                   slot records planted before it started.
  *
  * Every check reads what PostgreSQL holds (executions, schedule_slots);
  * the daemons' counters only say who fired.
@@ -349,6 +352,18 @@ static void scheduler_start(const char *name)
 	ck_assert_msg(system(command) == 0, "sigtrigd %s did not start", name);
 }
 
+/* Stops a scheduler of the test's own and waits until it is gone. */
+static void scheduler_stop(const char *name)
+{
+	pid_t pid = scheduler_pid(name);
+	if (!process_is_alive(pid))
+		return;
+	kill(pid, SIGCONT);
+	kill(pid, SIGTERM);
+	for (int wait = 0; wait < 200 && process_is_alive(pid); wait++)
+		pause_ms(50);
+}
+
 static void scheduler_signal(const char *name, int sig)
 {
 	pid_t pid = scheduler_pid(name);
@@ -404,6 +419,76 @@ START_TEST(test_two_schedulers_fire_each_slot_once)
 }
 END_TEST
 
+/* ---- pruning ---- */
+
+START_TEST(test_old_slot_records_are_pruned_keeping_each_pipelines_newest_and_recent_ones)
+{
+	/* A daily pipeline added forty days ago, decided every day since; the slot due now is twelve hours old. */
+	int64_t now = (int64_t)time_now_seconds();
+	int start_minute = (int)(((now - 12 * 3600) % 86400) / 60);
+	char trigger[128];
+	snprintf(trigger, sizeof trigger, "{\"interval\":\"1d\",\"start_time\":\"%02d:%02d\"}", start_minute / 60,
+		 start_minute % 60);
+	char *daily = add_periodic("decided-daily", trigger, true);
+	char err[512];
+	struct time_zone *utc = time_zone_load("UTC", err, sizeof err);
+	ck_assert_msg(utc != NULL, "%s", err);
+	struct schedule schedule = { 86400, start_minute, utc };
+	long long due = (long long)schedule_slot_at(&schedule, now);
+	time_zone_free(utc);
+	char sql[1024];
+	snprintf(sql, sizeof sql,
+		 "WITH aged AS (UPDATE pipelines SET created_at = now() - interval '40 days' WHERE id = '%%s' RETURNING id)"
+		 " INSERT INTO schedule_slots (pipeline_id, slot_at)"
+		 " SELECT id, to_timestamp(%lld) - make_interval(days => day) FROM aged, generate_series(0, 30) day"
+		 " RETURNING pipeline_id",
+		 due);
+	query_command(sql, daily);
+	/* Another with more old records than one pruning statement takes, and two of the last hour. */
+	char *busy = add_periodic("decided-often", "{\"interval\":\"1s\"}", true);
+	query_command("INSERT INTO schedule_slots (pipeline_id, slot_at)"
+		      " SELECT '%1$s'::uuid, now() - interval '30 days' - make_interval(secs => n) FROM generate_series(1, 5000) n"
+		      " UNION ALL SELECT '%1$s'::uuid, now() - make_interval(mins => m) FROM unnest(ARRAY[20, 10]) m"
+		      " RETURNING pipeline_id",
+		      busy);
+	set_active(daily, true);
+
+	setenv("SIGTRIG_SCHEDULER_SLOT_RETENTION_S", "3600", 1);
+	scheduler_start("scheduler-prune");
+	unsetenv("SIGTRIG_SCHEDULER_SLOT_RETENTION_S");
+	ck_assert(harness_wait_for_value("SELECT count(*) FROM schedule_slots WHERE slot_at < now() - interval '1 day'",
+					 NULL, "0", PERIODIC_TIMEOUT_MS));
+	/* The daily pipeline keeps its newest record, twelve hours old, the other its two recent ones. */
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM schedule_slots WHERE pipeline_id = '%%s' AND slot_at = to_timestamp(%lld)", due);
+	ck_assert_int_eq(query_number(sql, daily), 1);
+	ck_assert_int_eq(query_number("SELECT count(*) FROM schedule_slots WHERE pipeline_id = '%s'", daily), 1);
+	ck_assert_int_eq(query_number("SELECT count(*) FROM schedule_slots WHERE pipeline_id = '%s'"
+				      " AND slot_at > now() - interval '1 hour'",
+				      busy),
+			 2);
+	ck_assert_int_eq(query_number("SELECT count(*) FROM schedule_slots WHERE pipeline_id = '%s'", busy), 2);
+	/* What was deleted is counted, and logged when the pass is over, as one event. */
+	char log[600];
+	snprintf(log, sizeof log, "%s/log/scheduler-prune.log", harness.dir);
+	int64_t deadline = time_monotonic_ms() + PERIODIC_TIMEOUT_MS;
+	while (!file_contains(log, "\"rows\":5030") && time_monotonic_ms() < deadline)
+		pause_ms(100);
+	ck_assert_msg(file_contains(log, "\"event\":\"schedule_slots_pruned\""), "no schedule_slots_pruned in %s", log);
+	ck_assert_msg(file_contains(log, "\"rows\":5030"), "no pass of 5030 rows in %s", log);
+	ck_assert_int_eq(counter_of("scheduler-prune", "schedule_slots_pruned_total"), 5030);
+
+	/* The slot due now was decided before the pruning: ticks after it leave it be. */
+	pause_ms(3000);
+	ck_assert_int_eq(query_number("SELECT count(*) FROM executions WHERE pipeline_id = '%s'", daily), 0);
+	ck_assert_int_eq(query_number("SELECT count(*) FROM schedule_slots WHERE pipeline_id = '%s'", daily), 1);
+	set_active(daily, false);
+	scheduler_stop("scheduler-prune");
+	free(busy);
+	free(daily);
+}
+END_TEST
+
 /* ---- the stacks ---- */
 
 static void stack_with_every_role_up(void) { harness_up("--no-generators"); }
@@ -419,16 +504,9 @@ static void stack_down(void)
 {
 	unsetenv("SIGTRIG_DAEMON_ROLES");
 	/* The test's own schedulers, even stopped ones a failed test left behind. */
-	const char *extras[] = { "scheduler-a", "scheduler-b" };
-	for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
-		pid_t pid = scheduler_pid(extras[i]);
-		if (!process_is_alive(pid))
-			continue;
-		kill(pid, SIGCONT);
-		kill(pid, SIGTERM);
-		for (int wait = 0; wait < 200 && process_is_alive(pid); wait++)
-			pause_ms(50);
-	}
+	const char *extras[] = { "scheduler-a", "scheduler-b", "scheduler-prune" };
+	for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++)
+		scheduler_stop(extras[i]);
 	harness_down();
 }
 
@@ -453,6 +531,9 @@ static Suite *periodic_suite(void)
 	TCase *two = stack_case("two_schedulers", stack_without_scheduler_up);
 	tcase_add_test(two, test_two_schedulers_fire_each_slot_once);
 	suite_add_tcase(suite, two);
+	TCase *pruning = stack_case("pruning", stack_without_scheduler_up);
+	tcase_add_test(pruning, test_old_slot_records_are_pruned_keeping_each_pipelines_newest_and_recent_ones);
+	suite_add_tcase(suite, pruning);
 	return suite;
 }
 
