@@ -231,6 +231,59 @@ static int begin_execution(struct worker_thread *thread, const struct celery_tas
 	}
 }
 
+/* What a run's finish or retry records beside its new status. */
+struct run_record {
+	bool succeeded;
+	const json_t *result;
+	const char *text; /* the error of a FAILED run, or which retry is due and why */
+};
+
+/* A statement recording a run's state: 0 or more, or -1 with err filled. */
+typedef int run_statement(PGconn *db, const struct execution_run *run, const struct run_record *record, char *err,
+			  size_t errsize);
+
+enum {
+	STATEMENT_FAILED = -1,  /* it failed on a sound connection: err says why */
+	STATEMENT_GAVE_UP = -2, /* the worker stopped, or PostgreSQL could not be reached and was not waited for */
+};
+
+/*
+ * Runs `statement` until it answers, riding out lost connections: each
+ * loss is noted as an outage and the statement is run again, with
+ * backoff, on a new connection. `wait_while_unreachable` says whether a
+ * reconnect that fails is waited out too, or ends the attempt. A failure
+ * on a sound connection is the statement's own and is not repeated.
+ * Returns the statement's answer, STATEMENT_FAILED with err filled, or
+ * STATEMENT_GAVE_UP with err saying the last failure seen.
+ */
+static int run_through_outages(struct worker_thread *thread, run_statement *statement, const struct execution_run *run,
+			       const struct run_record *record, bool wait_while_unreachable, char *err, size_t errsize)
+{
+	int attempt = 0;
+	for (;;) {
+		if (worker_ensure_postgres(thread)) {
+			int answer = statement(thread->db, run, record, err, errsize);
+			if (answer >= 0)
+				return answer;
+			if (!postgres_connection_lost(thread))
+				return STATEMENT_FAILED;
+			note_outage(&worker.postgres_down, "worker_postgres_unavailable", err);
+		} else if (!wait_while_unreachable) {
+			snprintf(err, errsize, "PostgreSQL is unreachable");
+			return STATEMENT_GAVE_UP;
+		}
+		if (!worker_backoff(&attempt))
+			return STATEMENT_GAVE_UP;
+	}
+}
+
+static int record_finish(PGconn *db, const struct execution_run *run, const struct run_record *record, char *err,
+			 size_t errsize)
+{
+	return execution_store_finish_leased(db, run->execution_id, run->lease_owner, record->succeeded,
+					     record->result, record->text, err, errsize);
+}
+
 /*
  * RUNNING -> SUCCEEDED/FAILED, retried until it is recorded or the worker
  * stops. A run that lost its lease records nothing: what happened since
@@ -240,35 +293,19 @@ static void finish_execution(struct worker_thread *thread, const struct executio
 			     bool succeeded, const json_t *result, const char *error)
 {
 	const char *execution_id = run->execution_id;
-	char err[512];
-	int attempt = 0;
-	for (;;) {
-		int finished = -1;
-		if (worker_ensure_postgres(thread))
-			finished = execution_store_finish_leased(thread->db, execution_id,
-								 run->lease_owner, succeeded, result,
-								 error, err, sizeof err);
-		if (finished == 1)
-			return;
-		if (finished == 0) {
-			log_msg(LOG_WARN, "execution_finish_lease_lost",
-				"execution %s: this run lost its lease (reaped or taken over); its %s"
-				" outcome is not recorded",
-				execution_id, succeeded ? "SUCCEEDED" : "FAILED");
-			return;
-		}
-		if (thread->db != NULL && !postgres_connection_lost(thread)) {
-			log_msg(LOG_ERROR, "execution_finish_failed", "execution %s: %s", execution_id,
-				err);
-			return;
-		}
-		note_outage(&worker.postgres_down, "worker_postgres_unavailable", err);
-		if (!worker_backoff(&attempt)) {
-			log_msg(LOG_ERROR, "execution_left_running",
-				"execution %s: stopping before PostgreSQL came back", execution_id);
-			return;
-		}
-	}
+	char err[512] = "";
+	const struct run_record record = { succeeded, result, error };
+	int finished = run_through_outages(thread, record_finish, run, &record, true, err, sizeof err);
+	if (finished == 0)
+		log_msg(LOG_WARN, "execution_finish_lease_lost",
+			"execution %s: this run lost its lease (reaped or taken over); its %s"
+			" outcome is not recorded",
+			execution_id, succeeded ? "SUCCEEDED" : "FAILED");
+	else if (finished == STATEMENT_FAILED)
+		log_msg(LOG_ERROR, "execution_finish_failed", "execution %s: %s", execution_id, err);
+	else if (finished == STATEMENT_GAVE_UP)
+		log_msg(LOG_ERROR, "execution_left_running",
+			"execution %s: stopping before PostgreSQL came back", execution_id);
 }
 
 /*
@@ -282,6 +319,13 @@ static void worker_limit_statements(struct worker_thread *thread, long timeout_m
 	snprintf(sql, sizeof sql, "SET statement_timeout = %ld", timeout_ms);
 	PGresult *result = thread->db != NULL ? db_query(thread->db, sql, 0, NULL, err, sizeof err) : NULL;
 	PQclear(result);
+}
+
+static int record_retry(PGconn *db, const struct execution_run *run, const struct run_record *record, char *err,
+			size_t errsize)
+{
+	return execution_store_retry_leased(db, run->execution_id, run->lease_owner, record->result, record->text,
+					    err, errsize);
 }
 
 /*
@@ -326,13 +370,9 @@ static bool schedule_retry(struct worker_thread *thread, const struct celery_tas
 	json_object_set_new(result, "retry",
 			    json_pack("{s:i, s:I, s:f}", "attempt", retries + 1, "of",
 				      (json_int_t)config->worker_max_retries, "delay_s", delay));
-	int moved = -1;
-	for (int attempt = 0; moved < 0 && worker_ensure_postgres(thread);) {
-		moved = execution_store_retry_leased(thread->db, run->execution_id, run->lease_owner, result,
-						     retry_text, err, sizeof err);
-		if (moved < 0 && (!postgres_connection_lost(thread) || !worker_backoff(&attempt)))
-			break;
-	}
+	/* Not waited for when PostgreSQL is unreachable: the run fails instead, and its finish waits. */
+	const struct run_record record = { false, result, retry_text };
+	int moved = run_through_outages(thread, record_retry, run, &record, false, err, sizeof err);
 	if (moved < 0) {
 		/* The retry sent finds the execution RUNNING, not PENDING: dropped, and the finish below stands. */
 		log_msg(LOG_WARN, "execution_retry_not_recorded", "execution %s: %s; it fails instead", run->execution_id,
