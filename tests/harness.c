@@ -93,28 +93,6 @@ void harness_up(const char *extra_arguments)
 	char *out = NULL, *err = NULL;
 	int status = harness_sigtrig(args, NULL, &out, &err);
 	if (status != 0) {
-		/*
-		 * A port found free can be taken by another program before the
-		 * server binds it (seen once beside other stacks). What was
-		 * started is stopped, and a fresh directory gets fresh ports; a
-		 * second failure is sigtrig's.
-		 */
-		fprintf(stderr, "sigtrig up failed (%d), once:\n%s\n%s\n", status, out, err);
-		free(out);
-		free(err);
-		harness_sigtrig("down", NULL, NULL, NULL);
-		char command[700];
-		snprintf(command, sizeof command, "rm -rf '%s'", harness.dir);
-		if (system(command) != 0)
-			fprintf(stderr, "could not remove %s\n", harness.dir);
-		snprintf(harness.dir, sizeof harness.dir, "%s/sigtrig-test-XXXXXX", tmp != NULL ? tmp : "/tmp");
-		if (mkdtemp(harness.dir) == NULL) {
-			perror("mkdtemp");
-			abort();
-		}
-		status = harness_sigtrig(args, NULL, &out, &err);
-	}
-	if (status != 0) {
 		fprintf(stderr, "sigtrig up failed (%d):\n%s\n%s\n", status, out, err);
 		abort();
 	}
