@@ -23,6 +23,7 @@
 #include "db.h"
 #include "dead_letter.h"
 #include "dispatcher.h"
+#include "dispatcher_cache.h"
 #include "execution_store_outbox.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,6 +41,14 @@
 #define DECIDING_WAIT_MS 100
 /* Messages taken from the consumer before the round is looked at again. */
 #define MESSAGES_PER_TURN 10000
+/* The wait for the cache's loader, while it holds rounds (after a change, or to swap an index in). */
+#define CACHE_HOLD_POLL_MS 2
+/*
+ * Rounds wait for the load answering an announced change this long at
+ * most; then the stale index is used, so that a loader that cannot get an
+ * answer (a hung connection) never stops the decisions.
+ */
+#define CACHE_CHANGE_HOLD_MS 1000
 
 struct dispatcher_state dispatcher = { .info_lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -66,41 +75,6 @@ PGconn *dispatcher_db(char *err, size_t errsize)
 	/* A new connection knows no prepared statement. */
 	return db_ensure_prepared(&dispatcher.db, dispatcher.daemon->config.postgres_url,
 				  execution_store_prepare_decide, err, errsize);
-}
-
-/* Reloads the pipeline index; on failure the stale one stays in use. Returns whether it loaded. */
-static bool dispatcher_refresh_cache(void)
-{
-	char err[512];
-	if (dispatcher_db(err, sizeof err) == NULL) {
-		atomic_store(&dispatcher.postgres_ok, false);
-		dispatcher_note_error("pipeline_cache_refresh_failed", err);
-		return false;
-	}
-	struct pipeline *pipelines;
-	size_t count;
-	metrics_add(METRIC_db_queries_total, 1);
-	if (pipeline_store_load_active_signal(dispatcher.db, &pipelines, &count, err, sizeof err) != 0) {
-		atomic_store(&dispatcher.postgres_ok, false);
-		dispatcher_note_error("pipeline_cache_refresh_failed", err);
-		return false;
-	}
-	struct pipeline_index *fresh = pipeline_index_build(pipelines, count);
-	if (fresh == NULL) {
-		dispatcher_note_error("pipeline_cache_refresh_failed", "out of memory");
-		return false;
-	}
-	pipeline_index_free(dispatcher.index);
-	dispatcher.index = fresh;
-	dispatcher.index_loaded_ms = time_monotonic_ms();
-	atomic_store(&dispatcher.postgres_ok, true);
-	metrics_add(METRIC_cache_reloads_total, 1);
-	metrics_set(METRIC_cache_size, (int64_t)pipeline_index_pipeline_count(fresh));
-	metrics_set(METRIC_cache_tickers, (int64_t)pipeline_index_ticker_count(fresh));
-	log_event(LOG_DEBUG, "pipeline_cache_refreshed",
-		  json_pack("{s:I, s:I}", "pipelines", (json_int_t)count, "tickers",
-			    (json_int_t)pipeline_index_ticker_count(fresh)));
-	return true;
 }
 
 /*
@@ -488,23 +462,76 @@ static bool dispatcher_refresh_wanted(int64_t now)
 	       (!dispatcher.refresh_failed || now - dispatcher.refresh_attempt_ms >= 2000);
 }
 
+/* Swaps in the index the loader has ready; only between rounds, which hold pointers into the old one. */
+static void dispatcher_install_index(void)
+{
+	uint64_t generation;
+	int64_t loaded_ms;
+	struct pipeline_index *fresh = cache_loader_take(&generation, &loaded_ms);
+	if (fresh == NULL)
+		return;
+	cache_loader_retire(dispatcher.index);
+	dispatcher.index = fresh;
+	dispatcher.installed_generation = generation;
+	/* When its query was sent: what the cache reflects, and when the next reload is due. */
+	dispatcher.index_loaded_ms = loaded_ms;
+	dispatcher.refresh_failed = false;
+	if (generation >= dispatcher.change_generation)
+		dispatcher.refresh_requested = false;
+	atomic_store(&dispatcher.postgres_ok, true);
+	metrics_add(METRIC_cache_reloads_total, 1);
+	metrics_set(METRIC_cache_size, (int64_t)pipeline_index_pipeline_count(fresh));
+	metrics_set(METRIC_cache_tickers, (int64_t)pipeline_index_ticker_count(fresh));
+	log_event(LOG_DEBUG, "pipeline_cache_refreshed",
+		  json_pack("{s:I, s:I}", "pipelines", (json_int_t)pipeline_index_pipeline_count(fresh), "tickers",
+			    (json_int_t)pipeline_index_ticker_count(fresh)));
+}
+
 /*
- * Reloads the cache when due or announced; only between rounds, which
- * hold pointers into it. Called again right before a round starts, so
- * that a pipeline committed before a signal was published is matched.
+ * Asks the loader (daemon/dispatcher_cache.c) for a reload when one is
+ * due or a change was announced, and swaps a loaded index in when no
+ * round is in flight. A load that fails leaves the stale index in use.
  */
 static void dispatcher_maybe_refresh(int64_t now)
 {
-	if (pipelines_changed())
+	if (pipelines_changed()) {
+		/* A load already under way may have read the pipelines before the change: this one starts after. */
+		dispatcher.change_generation = cache_loader_request();
+		dispatcher.change_hold_until_ms = now + CACHE_CHANGE_HOLD_MS;
 		dispatcher.refresh_requested = true;
-	if (dispatcher.round.phase != ROUND_NONE)
-		return;
-	if (dispatcher_refresh_wanted(now)) {
 		dispatcher.refresh_attempt_ms = now;
-		dispatcher.refresh_failed = !dispatcher_refresh_cache();
-		if (!dispatcher.refresh_failed)
-			dispatcher.refresh_requested = false;
 	}
+	struct cache_loader_status status = cache_loader_status();
+	if (status.failed_generation > dispatcher.seen_failed_generation) {
+		dispatcher.seen_failed_generation = status.failed_generation;
+		dispatcher.refresh_failed = true;
+	}
+	if (!status.busy && !status.ready && dispatcher_refresh_wanted(now)) {
+		dispatcher.refresh_attempt_ms = now;
+		cache_loader_request();
+	}
+	if (status.ready && dispatcher.round.phase == ROUND_NONE)
+		dispatcher_install_index();
+}
+
+/*
+ * Whether no round may start now: with no index at all; while an index
+ * waits to be swapped in (the rounds in flight finish first); and while
+ * the load answering an announced change runs, so that a pipeline
+ * committed before a signal was published is matched against it, for
+ * CACHE_CHANGE_HOLD_MS at most. A failed load holds nothing: the stale
+ * index is used meanwhile.
+ */
+static bool dispatcher_cache_holds_rounds(void)
+{
+	if (dispatcher.index == NULL)
+		return true;
+	struct cache_loader_status status = cache_loader_status();
+	if (status.ready)
+		return true;
+	uint64_t answered = dispatcher.installed_generation > status.failed_generation ? dispatcher.installed_generation
+											: status.failed_generation;
+	return dispatcher.change_generation > answered && time_monotonic_ms() < dispatcher.change_hold_until_ms;
 }
 
 /* How long the consumer may wait for a message now. */
@@ -517,6 +544,8 @@ static int dispatcher_poll_timeout(int64_t now)
 		wait = dispatcher.retry_at_ms - now;
 	else if (dispatcher.ledger_count == 0)
 		wait = 100;
+	else if (dispatcher_cache_holds_rounds())
+		wait = CACHE_HOLD_POLL_MS;
 	else if (dispatcher.policy.mode == BATCH_MODE_GROUP)
 		wait = 0;
 	else
@@ -528,15 +557,15 @@ static int dispatcher_poll_timeout(int64_t now)
 /*
  * While the front round's tasks are built and pushed, PostgreSQL decides
  * the next one: started here once the front is decided, over what waited
- * meanwhile. Not when the cache wants reloading, which only happens with
- * no round in flight.
+ * meanwhile. Not while the cache holds rounds: an index is swapped in
+ * only with no round in flight.
  */
 static void dispatcher_start_next_round(int64_t now)
 {
 	const struct dispatcher_round *front = &dispatcher.round;
 	size_t first_entry = front->entries;
 	if (dispatcher.next_round.phase != ROUND_NONE || dispatcher.ledger_count == first_entry ||
-	    dispatcher_refresh_wanted(now) ||
+	    dispatcher_cache_holds_rounds() ||
 	    !batch_round_due(&dispatcher.policy, dispatcher.ledger_count - first_entry, dispatcher.first_waiting_ms,
 			     false, now))
 		return;
@@ -569,8 +598,8 @@ static void dispatcher_step_round(int64_t now)
 			dispatcher_schedule_retry();
 		return;
 	}
-	if (now < dispatcher.retry_at_ms || dispatcher.index == NULL)
-		return; /* never decide with no cache at all: hold until PostgreSQL answers */
+	if (now < dispatcher.retry_at_ms)
+		return;
 	bool retrying = (dispatcher.paused & PAUSE_RETRY) != 0;
 	if (!retrying && !batch_round_due(&dispatcher.policy, dispatcher.ledger_count, dispatcher.first_waiting_ms,
 					  false, now))
@@ -578,6 +607,9 @@ static void dispatcher_step_round(int64_t now)
 	if (dispatcher.ledger_count == 0)
 		return;
 	dispatcher_maybe_refresh(now);
+	/* Never decide with no cache at all: hold until PostgreSQL answers. */
+	if (dispatcher_cache_holds_rounds())
+		return;
 	if (dispatcher_round_start(front, 0, 0) != 0)
 		dispatcher_schedule_retry();
 }
@@ -653,12 +685,20 @@ int dispatcher_start(struct daemon *daemon, char *err, size_t errsize)
 		dispatcher.limiter = NULL;
 		return -1;
 	}
+	if (cache_loader_start(daemon->config.postgres_url, err, errsize) != 0) {
+		rd_kafka_destroy(dispatcher.consumer);
+		rate_limiter_free(dispatcher.limiter);
+		dispatcher.limiter = NULL;
+		return -1;
+	}
+	dispatcher.change_generation = dispatcher.installed_generation = dispatcher.seen_failed_generation = 0;
 	/* Without it the loop still works, looking at a statement in flight every millisecond. */
 	char wakeup_err[256];
 	if (kafka_wakeup_open(dispatcher.consumer, &dispatcher.wakeup, wakeup_err, sizeof wakeup_err) != 0)
 		log_msg(LOG_WARN, "dispatcher_wakeup_unavailable", "%s", wakeup_err);
 	if (pthread_create(&dispatcher.thread, NULL, dispatcher_loop, NULL) != 0) {
 		snprintf(err, errsize, "cannot start the dispatcher thread");
+		cache_loader_stop();
 		kafka_wakeup_close(&dispatcher.wakeup);
 		rd_kafka_destroy(dispatcher.consumer);
 		rate_limiter_free(dispatcher.limiter);
@@ -681,6 +721,7 @@ void dispatcher_stop(struct daemon *daemon)
 		return;
 	dispatcher.stop = 1;
 	pthread_join(dispatcher.thread, NULL);
+	cache_loader_stop();
 	/* Not committed: the next dispatcher of the group replays what was not decided. */
 	dispatcher_round_clear(&dispatcher.next_round);
 	dispatcher_round_clear(&dispatcher.round);

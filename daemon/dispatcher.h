@@ -87,7 +87,7 @@ struct dispatcher_state {
 	volatile int stop;
 	rd_kafka_t *consumer;
 	struct kafka_wakeup wakeup;  /* readable when a message lands in the consumer's empty queue */
-	PGconn *db;                 /* claims (asynchronous) and reloads, never both at once */
+	PGconn *db;                 /* claims (asynchronous) and outbox records; the cache's loader has its own */
 	redisContext *redis;
 	struct pipeline_index *index;
 	atomic_llong index_loaded_ms; /* monotonic time of the last successful load; 0 never */
@@ -95,6 +95,10 @@ struct dispatcher_state {
 	int64_t listen_attempt_ms;
 	bool refresh_requested, refresh_failed; /* a change was announced; the last load failed */
 	int64_t refresh_attempt_ms;
+	/* Cache loads by generation (daemon/dispatcher_cache.h): the one asked for after the last
+	 * announced change, the one in use, the latest failure seen. */
+	uint64_t change_generation, installed_generation, seen_failed_generation;
+	int64_t change_hold_until_ms; /* rounds wait for the change's load until then at most */
 	struct batch_policy policy;
 	struct rate_limiter *limiter;
 

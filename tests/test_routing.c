@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +350,53 @@ START_TEST(test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reloa
 }
 END_TEST
 
+/* The pid of the dispatcher's cache loader's backend, as pg_stat_activity names it; 0 when there is none. */
+static pid_t cache_loader_backend(PGconn *db)
+{
+	PGresult *result = PQexec(db, "SELECT pid FROM pg_stat_activity WHERE application_name = 'sigtrigd cache loader'");
+	pid_t pid = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1
+			    ? (pid_t)atol(PQgetvalue(result, 0, 0))
+			    : 0;
+	PQclear(result);
+	return pid;
+}
+
+START_TEST(test_a_stalled_cache_reload_does_not_stop_the_decisions)
+{
+	/* A reload a second, on the loader's own connection, whose backend the test then freezes. */
+	append_settings("dispatcher.cache_refresh_s = 1\n");
+	char *pipeline = harness_add_pipeline("reload-stalled", "RLST");
+	char *first = harness_inject_one("RLST");
+	ck_assert(harness_wait_for_value("SELECT status FROM executions WHERE $1 = ANY(signal_ids)", first,
+					 "SUCCEEDED", ROUTING_TIMEOUT_MS));
+	PGconn *db = harness_db();
+	pid_t loader = 0;
+	for (int64_t deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS; loader == 0 && time_monotonic_ms() < deadline;)
+		if ((loader = cache_loader_backend(db)) == 0)
+			usleep(100 * 1000);
+	ck_assert_int_gt(loader, 0);
+	ck_assert_int_eq(kill(loader, SIGSTOP), 0);
+	/* Nothing asserted until the backend runs again: a frozen backend would hang the stack's stop. */
+	json_int_t reloads = counter("cache_reloads_total");
+	sleep(3); /* two reloads were due meanwhile: the one under way is stuck */
+	json_int_t reloads_while_frozen = counter("cache_reloads_total");
+	/* A change announced meanwhile holds the rounds for its load a moment, not as long as the load takes. */
+	int added = harness_sigtrig("pipelines add --name reload-stalled-other --ticker RLSX", NULL, NULL, NULL);
+	char *second = harness_inject_one("RLST");
+	bool decided = harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", second,
+					      "claimed", ROUTING_TIMEOUT_MS);
+	kill(loader, SIGCONT);
+	ck_assert_int_eq(added, 0);
+	ck_assert_int_le(reloads_while_frozen, reloads + 1);
+	ck_assert_msg(decided, "a signal waited for the cache's reload");
+	ck_assert_int_gt(wait_for_counter_above("cache_reloads_total", reloads_while_frozen), reloads_while_frozen);
+	PQfinish(db);
+	free(first);
+	free(second);
+	free(pipeline);
+}
+END_TEST
+
 static bool dispatcher_backpressure(void)
 {
 	json_t *value = dispatcher_detail("backpressure");
@@ -428,6 +476,7 @@ static Suite *routing_suite(void)
 	tcase_add_test(routing, test_unknown_claim_scope_is_refused_when_the_pipeline_is_added);
 	tcase_add_test(routing, test_a_claim_does_not_make_the_dispatcher_reload_its_cache);
 	tcase_add_test(routing, test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload);
+	tcase_add_test(routing, test_a_stalled_cache_reload_does_not_stop_the_decisions);
 	/* Last: it restarts the daemon without workers. */
 	tcase_add_test(routing, test_backpressure_pauses_the_intake_until_the_queue_drains);
 	suite_add_tcase(suite, routing);
