@@ -31,6 +31,7 @@ static struct {
 	bool stop;
 	const char *postgres_url;
 	PGconn *db;                     /* the loader's own; only its thread uses it */
+	PGcancel *cancel;               /* of db: how cache_loader_stop() cuts a load short */
 	uint64_t requested;             /* generation of the latest request */
 	uint64_t started;               /* generation of the load under way, or of the last one */
 	bool loading;
@@ -41,35 +42,49 @@ static struct {
 	struct pipeline_index *retired; /* to be freed here */
 } loader = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
-/* Named in pg_stat_activity, so that an operator can tell the loader's backend from the claims'. */
-static int name_connection(PGconn *conn, char *err, size_t errsize)
+/*
+ * A load that waits longer than this (behind a lock taken by a migration,
+ * say) fails, is reported, and is tried again: the loader never waits for
+ * ever. Ample for a million pipelines.
+ */
+#define CACHE_LOAD_TIMEOUT "60s"
+
+/*
+ * Set up on each new connection: named in pg_stat_activity, so that an
+ * operator can tell the loader's backend from the claims', with a bound
+ * on its statements, and with a way to cancel what it runs.
+ */
+static int prepare_connection(PGconn *conn, char *err, size_t errsize)
 {
-	PGresult *result = db_query(conn, "SET application_name = '" CACHE_LOADER_APPLICATION_NAME "'", 0, NULL, err,
-				    errsize);
+	PGresult *result = db_query(conn,
+				    "SELECT set_config('application_name', '" CACHE_LOADER_APPLICATION_NAME "', false),"
+				    " set_config('statement_timeout', '" CACHE_LOAD_TIMEOUT "', false)",
+				    0, NULL, err, errsize);
+	if (result == NULL)
+		return -1;
 	PQclear(result);
-	return result != NULL ? 0 : -1;
+	PGcancel *cancel = PQgetCancel(conn);
+	pthread_mutex_lock(&loader.lock);
+	PGcancel *previous = loader.cancel;
+	loader.cancel = cancel;
+	pthread_mutex_unlock(&loader.lock);
+	PQfreeCancel(previous);
+	return 0;
 }
 
-/* One load: the index, or NULL with the failure reported. */
-static struct pipeline_index *load_index(void)
+/* One load: the index, or NULL with err filled. */
+static struct pipeline_index *load_index(char *err, size_t errsize)
 {
-	char err[512];
-	if (db_ensure_prepared(&loader.db, loader.postgres_url, name_connection, err, sizeof err) == NULL) {
-		atomic_store(&dispatcher.postgres_ok, false);
-		dispatcher_note_error("pipeline_cache_refresh_failed", err);
+	if (db_ensure_prepared(&loader.db, loader.postgres_url, prepare_connection, err, errsize) == NULL)
 		return NULL;
-	}
 	struct pipeline *pipelines;
 	size_t count;
 	metrics_add(METRIC_db_queries_total, 1);
-	if (pipeline_store_load_active_signal(loader.db, &pipelines, &count, err, sizeof err) != 0) {
-		atomic_store(&dispatcher.postgres_ok, false);
-		dispatcher_note_error("pipeline_cache_refresh_failed", err);
+	if (pipeline_store_load_active_signal(loader.db, &pipelines, &count, err, errsize) != 0)
 		return NULL;
-	}
 	struct pipeline_index *index = pipeline_index_build(pipelines, count);
 	if (index == NULL)
-		dispatcher_note_error("pipeline_cache_refresh_failed", "out of memory");
+		snprintf(err, errsize, "out of memory");
 	return index;
 }
 
@@ -95,11 +110,17 @@ static void *loader_main(void *argument)
 		loader.loading = true;
 		pthread_mutex_unlock(&loader.lock);
 		int64_t loaded_ms = time_monotonic_ms();
-		struct pipeline_index *index = load_index();
+		char err[512];
+		struct pipeline_index *index = load_index(err, sizeof err);
 		pthread_mutex_lock(&loader.lock);
 		loader.loading = false;
 		if (index == NULL) {
 			loader.failed_generation = generation;
+			/* A load cut short by the stop is no outage. */
+			if (!loader.stop) {
+				atomic_store(&dispatcher.postgres_ok, false);
+				dispatcher_note_error("pipeline_cache_refresh_failed", err);
+			}
 			continue;
 		}
 		/* A newer load replaces one not taken yet. */
@@ -141,9 +162,16 @@ void cache_loader_stop(void)
 	pthread_mutex_lock(&loader.lock);
 	loader.stop = true;
 	pthread_cond_signal(&loader.wake);
+	/* A load under way is cut short rather than waited for: the daemon is stopping. */
+	if (loader.loading && loader.cancel != NULL) {
+		char reason[256];
+		PQcancel(loader.cancel, reason, sizeof reason);
+	}
 	pthread_mutex_unlock(&loader.lock);
 	pthread_join(loader.thread, NULL);
 	loader.running = false;
+	PQfreeCancel(loader.cancel);
+	loader.cancel = NULL;
 	pipeline_index_free(loader.ready);
 	pipeline_index_free(loader.retired);
 	loader.ready = loader.retired = NULL;

@@ -397,6 +397,48 @@ START_TEST(test_a_stalled_cache_reload_does_not_stop_the_decisions)
 }
 END_TEST
 
+/* Whether the cache loader's backend waits on a lock now. */
+static bool cache_loader_waits_on_a_lock(PGconn *db)
+{
+	PGresult *result = PQexec(db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'sigtrigd cache loader'"
+				      " AND wait_event_type = 'Lock'");
+	bool waiting = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+	PQclear(result);
+	return waiting;
+}
+
+START_TEST(test_a_reload_waiting_on_a_lock_does_not_keep_the_daemon_from_stopping)
+{
+	/* Reloads every second (the previous case's setting): one soon waits on the test's lock of users. */
+	append_settings("dispatcher.cache_refresh_s = 1\n");
+	PGconn *lock = harness_db();
+	PGresult *locked = PQexec(lock, "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+	ck_assert_int_eq(PQresultStatus(locked), PGRES_COMMAND_OK);
+	PQclear(locked);
+	PGconn *db = harness_db();
+	bool waiting = false;
+	for (int64_t deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS; !waiting && time_monotonic_ms() < deadline;)
+		if (!(waiting = cache_loader_waits_on_a_lock(db)))
+			usleep(100 * 1000);
+	pid_t daemon = harness_pid_in_file("run/sigtrigd.pid");
+	bool stopped = false;
+	if (waiting && daemon > 0 && kill(daemon, SIGTERM) == 0) {
+		int64_t deadline = time_monotonic_ms() + 10000;
+		while (kill(daemon, 0) == 0 && time_monotonic_ms() < deadline)
+			usleep(50 * 1000);
+		stopped = kill(daemon, 0) != 0;
+	}
+	/* The lock goes before any assertion: a daemon still waiting would otherwise wait for ever. */
+	PQfinish(lock);
+	ck_assert_msg(waiting, "no reload came to wait on the lock");
+	ck_assert_int_gt(daemon, 0);
+	ck_assert_msg(stopped, "the daemon still ran 10 s after SIGTERM, its reload waiting on a lock");
+	PQfinish(db);
+	/* Back up for the cases that follow. */
+	ck_assert_int_eq(harness_sigtrig("up --no-generators", NULL, NULL, NULL), 0);
+}
+END_TEST
+
 static bool dispatcher_backpressure(void)
 {
 	json_t *value = dispatcher_detail("backpressure");
@@ -477,6 +519,7 @@ static Suite *routing_suite(void)
 	tcase_add_test(routing, test_a_claim_does_not_make_the_dispatcher_reload_its_cache);
 	tcase_add_test(routing, test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload);
 	tcase_add_test(routing, test_a_stalled_cache_reload_does_not_stop_the_decisions);
+	tcase_add_test(routing, test_a_reload_waiting_on_a_lock_does_not_keep_the_daemon_from_stopping);
 	/* Last: it restarts the daemon without workers. */
 	tcase_add_test(routing, test_backpressure_pauses_the_intake_until_the_queue_drains);
 	suite_add_tcase(suite, routing);
