@@ -21,6 +21,7 @@
  * running it for a small round.
  */
 #define DECIDE_STATEMENT "sigtrig_decide_batch"
+#define DECIDE_PARAMETERS 10
 static const char decide_sql[] =
 	"WITH incoming AS ("
 	"  INSERT INTO signals (signal_id, body, source, signal_type, kafka_partition, kafka_offset)"
@@ -30,11 +31,14 @@ static const char decide_sql[] =
 	"  ON CONFLICT (signal_id) DO NOTHING RETURNING signal_id),"
 	/* A signal already recorded was decided before (a replay): it claims nothing again. */
 	/* One conversion per claim into typed columns, its arrays included, rather than a lookup per field. */
+	/* The claims come as one array per column, element i of each for claim i: cheaper to read than JSON. */
 	" fresh AS ("
 	"  SELECT c.*, ARRAY(SELECT x FROM unnest(c.signal_ids) x"
 	"                    WHERE x IN (SELECT signal_id FROM incoming)) AS fresh_ids"
-	"  FROM jsonb_to_recordset($2::jsonb) AS c(index integer, execution_id uuid, task_id text,"
-	"       pipeline_id uuid, claim_key text, signal_ids text[], tickers text[])),"
+	"  FROM (SELECT (u.place - 1)::integer AS index, u.execution_id, u.task_id, u.pipeline_id, u.claim_key,"
+	"               u.signal_ids::text[] AS signal_ids, u.tickers::text[] AS tickers"
+	"        FROM unnest($2::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[], $10::text[])"
+	"             WITH ORDINALITY AS u(execution_id, task_id, pipeline_id, claim_key, signal_ids, tickers, place)) c),"
 	" candidate AS ("
 	"  SELECT f.index AS claim_index, cardinality(f.signal_ids) AS given_count, f.execution_id, f.task_id,"
 	"         f.pipeline_id, f.claim_key, f.fresh_ids AS signal_ids, f.tickers, u.id AS user_id,"
@@ -92,7 +96,7 @@ static const char decide_sql[] =
 
 int execution_store_prepare_decide(PGconn *conn, char *err, size_t errsize)
 {
-	return db_prepare(conn, DECIDE_STATEMENT, decide_sql, 5, err, errsize);
+	return db_prepare(conn, DECIDE_STATEMENT, decide_sql, DECIDE_PARAMETERS, err, errsize);
 }
 
 /* $1: the signals as the statement reads them, [{signal_id, body, source, signal_type, partition, offset}]. */
@@ -112,35 +116,73 @@ static void write_signal_records(struct text_buffer *text, const struct decided_
 	text_buffer_puts(text, "]");
 }
 
-/* An array of strings (or nothing: an empty array), as JSON. */
-static void write_string_array(struct text_buffer *text, const json_t *strings)
+/* The claims' columns, as PostgreSQL array literals: $2 and $6-$10 of the decide statement. */
+struct claim_columns {
+	struct text_buffer execution_ids, task_ids, pipeline_ids, claim_keys, signal_ids, tickers;
+	struct text_buffer scratch; /* one claim's nested array */
+};
+
+static void column_add(struct text_buffer *column, bool first, const char *text, size_t length)
 {
-	text_buffer_puts(text, "[");
-	size_t index;
-	const json_t *item;
-	json_array_foreach(strings, index, item)
-		text_buffer_json_member(text, index > 0 ? "," : "", json_is_string(item) ? json_string_value(item) : "");
-	text_buffer_puts(text, "]");
+	text_buffer_puts(column, first ? "{" : ",");
+	text_buffer_pg_array_element(column, text, length);
 }
 
-/* $2: the claims, [{index, execution_id, task_id, pipeline_id, claim_key, signal_ids, tickers}]. */
-static void write_candidates(struct text_buffer *text, const struct execution_claim *claims, size_t count)
+/* A claim's strings (none: an empty array) as one element, itself an array literal, of `column`. */
+static void column_add_array(struct text_buffer *column, bool first, const json_t *strings,
+			     struct text_buffer *scratch)
 {
-	text_buffer_puts(text, "[");
+	text_buffer_truncate(scratch, 0);
+	text_buffer_puts(scratch, "{");
+	size_t index;
+	const json_t *item;
+	json_array_foreach(strings, index, item) {
+		const char *text = json_is_string(item) ? json_string_value(item) : "";
+		if (index > 0)
+			text_buffer_puts(scratch, ",");
+		text_buffer_pg_array_element(scratch, text, strlen(text));
+	}
+	text_buffer_puts(scratch, "}");
+	column_add(column, first, scratch->data, scratch->length);
+}
+
+static void write_claim_columns(struct claim_columns *columns, const struct execution_claim *claims, size_t count)
+{
+	struct text_buffer *all[] = { &columns->execution_ids, &columns->task_ids,   &columns->pipeline_ids,
+				      &columns->claim_keys,    &columns->signal_ids, &columns->tickers };
+	if (count == 0)
+		for (size_t c = 0; c < sizeof all / sizeof all[0]; c++)
+			text_buffer_puts(all[c], "{");
 	for (size_t i = 0; i < count; i++) {
 		const struct execution_claim *claim = &claims[i];
-		text_buffer_printf(text, "%s{\"index\":%zu", i > 0 ? "," : "", i);
-		text_buffer_json_member(text, ",\"execution_id\":", claim->execution_id);
-		text_buffer_json_member(text, ",\"task_id\":", claim->task_id);
-		text_buffer_json_member(text, ",\"pipeline_id\":", claim->pipeline_id);
-		text_buffer_json_member(text, ",\"claim_key\":", claim->claim_key != NULL ? claim->claim_key : "");
-		text_buffer_puts(text, ",\"signal_ids\":");
-		write_string_array(text, claim->signal_ids);
-		text_buffer_puts(text, ",\"tickers\":");
-		write_string_array(text, claim->tickers);
-		text_buffer_puts(text, "}");
+		const char *claim_key = claim->claim_key != NULL ? claim->claim_key : "";
+		column_add(&columns->execution_ids, i == 0, claim->execution_id, strlen(claim->execution_id));
+		column_add(&columns->task_ids, i == 0, claim->task_id, strlen(claim->task_id));
+		column_add(&columns->pipeline_ids, i == 0, claim->pipeline_id, strlen(claim->pipeline_id));
+		column_add(&columns->claim_keys, i == 0, claim_key, strlen(claim_key));
+		column_add_array(&columns->signal_ids, i == 0, claim->signal_ids, &columns->scratch);
+		column_add_array(&columns->tickers, i == 0, claim->tickers, &columns->scratch);
 	}
-	text_buffer_puts(text, "]");
+	for (size_t c = 0; c < sizeof all / sizeof all[0]; c++)
+		text_buffer_puts(all[c], "}");
+}
+
+static bool claim_columns_failed(const struct claim_columns *columns)
+{
+	return columns->execution_ids.failed || columns->task_ids.failed || columns->pipeline_ids.failed ||
+	       columns->claim_keys.failed || columns->signal_ids.failed || columns->tickers.failed ||
+	       columns->scratch.failed;
+}
+
+static void claim_columns_free(struct claim_columns *columns)
+{
+	free(columns->execution_ids.data);
+	free(columns->task_ids.data);
+	free(columns->pipeline_ids.data);
+	free(columns->claim_keys.data);
+	free(columns->signal_ids.data);
+	free(columns->tickers.data);
+	free(columns->scratch.data);
 }
 
 int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal *signals, size_t signal_count,
@@ -153,22 +195,32 @@ int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal 
 		claims[i].reason[0] = '\0';
 	}
 	/* Written as text, not built as jansson objects and dumped: for thousands of rows that took longer. */
-	struct text_buffer signals_text = { 0 }, candidates_text = { 0 };
+	struct text_buffer signals_text = { 0 };
+	struct claim_columns columns = { 0 };
 	write_signal_records(&signals_text, signals, signal_count);
-	write_candidates(&candidates_text, claims, count);
+	write_claim_columns(&columns, claims, count);
 	char *skips_text = json_dumps(skips, JSON_COMPACT);
 	json_t *no_rounds = json_array();
 	char *pushed_text = json_dumps(pushed_rounds != NULL ? pushed_rounds : no_rounds, JSON_COMPACT);
 	json_decref(no_rounds);
 	int sent = -1;
-	if (signals_text.failed || candidates_text.failed || skips_text == NULL || pushed_text == NULL) {
+	if (signals_text.failed || claim_columns_failed(&columns) || skips_text == NULL || pushed_text == NULL) {
 		snprintf(err, errsize, "out of memory writing the batch's statement");
 	} else {
-		const char *values[] = { signals_text.data, candidates_text.data, skips_text, pushed_text, round_id };
-		sent = db_send_prepared(conn, DECIDE_STATEMENT, 5, values, err, errsize);
+		const char *values[DECIDE_PARAMETERS] = { signals_text.data,
+							  columns.execution_ids.data,
+							  skips_text,
+							  pushed_text,
+							  round_id,
+							  columns.task_ids.data,
+							  columns.pipeline_ids.data,
+							  columns.claim_keys.data,
+							  columns.signal_ids.data,
+							  columns.tickers.data };
+		sent = db_send_prepared(conn, DECIDE_STATEMENT, DECIDE_PARAMETERS, values, err, errsize);
 	}
 	free(signals_text.data);
-	free(candidates_text.data);
+	claim_columns_free(&columns);
 	free(skips_text);
 	free(pushed_text);
 	return sent;

@@ -111,3 +111,18 @@ void text_buffer_json_value(struct text_buffer *buffer, const json_t *value)
 	if (value == NULL || json_dump_callback(value, append_dumped, buffer, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
 		buffer->failed = true;
 }
+
+void text_buffer_pg_array_element(struct text_buffer *buffer, const char *text, size_t length)
+{
+	text_buffer_append(buffer, "\"", 1);
+	size_t plain = 0; /* the start of the run of characters that need no escape */
+	for (size_t i = 0; i < length; i++) {
+		if (text[i] != '"' && text[i] != '\\')
+			continue;
+		text_buffer_append(buffer, text + plain, i - plain);
+		text_buffer_append(buffer, "\\", 1);
+		plain = i;
+	}
+	text_buffer_append(buffer, text + plain, length - plain);
+	text_buffer_append(buffer, "\"", 1);
+}

@@ -31,5 +31,11 @@ void text_buffer_json_string(struct text_buffer *buffer, const char *text);
 void text_buffer_json_member(struct text_buffer *buffer, const char *before, const char *text);
 /* A JSON value in compact form, as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes it. */
 void text_buffer_json_value(struct text_buffer *buffer, const json_t *value);
+/*
+ * `length` characters of `text` as one element of a PostgreSQL array
+ * literal ({a,b}): double-quoted, with '"' and '\' escaped, so that
+ * braces, commas, blanks and the word NULL stay text.
+ */
+void text_buffer_pg_array_element(struct text_buffer *buffer, const char *text, size_t length);
 
 #endif

@@ -246,6 +246,36 @@ START_TEST(test_ticker_scoped_pipeline_runs_for_one_ticker_while_another_is_live
 }
 END_TEST
 
+START_TEST(test_a_ticker_with_quotes_braces_and_backslashes_is_claimed_and_recorded_as_it_is)
+{
+	/* Any printable ASCII is a ticker; the claims reach PostgreSQL as array literals, so it must be escaped. */
+	static const char ticker[] = "Q\"{\\,}";
+	int status;
+	json_t *added = harness_sigtrig_json("pipelines add --json --name odd-ticker --ticker 'Q\"{\\,}'"
+					     " --config '{\"claim_scope\": \"ticker\"}'",
+					     &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_ptr_nonnull(added);
+	json_decref(added);
+	char *out = NULL, *err = NULL;
+	ck_assert_int_eq(harness_sigtrig("inject --ticker 'Q\"{\\,}' --signal BULLISH --confidence 90", NULL, &out, &err),
+			 0);
+	out[strcspn(out, "\n")] = '\0';
+	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", out, "claimed",
+					 ROUTING_TIMEOUT_MS));
+	PGconn *db = harness_db();
+	char *recorded = harness_query_value(db, "SELECT tickers[1] FROM signal_decisions WHERE signal_id = $1", out);
+	ck_assert_str_eq(recorded, ticker);
+	char *key = harness_query_value(db, "SELECT claim_key FROM executions WHERE $1 = ANY(signal_ids)", out);
+	ck_assert_str_eq(key, ticker);
+	free(key);
+	free(recorded);
+	PQfinish(db);
+	free(out);
+	free(err);
+}
+END_TEST
+
 START_TEST(test_unknown_claim_scope_is_refused_when_the_pipeline_is_added)
 {
 	char *out = NULL, *err = NULL;
@@ -516,6 +546,7 @@ static Suite *routing_suite(void)
 	tcase_add_test(routing, test_redelivered_signal_claims_nothing_twice);
 	tcase_add_test(routing, test_ticker_scoped_pipeline_runs_for_one_ticker_while_another_is_live);
 	tcase_add_test(routing, test_unknown_claim_scope_is_refused_when_the_pipeline_is_added);
+	tcase_add_test(routing, test_a_ticker_with_quotes_braces_and_backslashes_is_claimed_and_recorded_as_it_is);
 	tcase_add_test(routing, test_a_claim_does_not_make_the_dispatcher_reload_its_cache);
 	tcase_add_test(routing, test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload);
 	tcase_add_test(routing, test_a_stalled_cache_reload_does_not_stop_the_decisions);

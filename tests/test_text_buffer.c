@@ -74,6 +74,30 @@ START_TEST(test_json_values_are_written_compact)
 }
 END_TEST
 
+START_TEST(test_pg_array_elements_are_quoted_with_quotes_and_backslashes_escaped)
+{
+	struct text_buffer buffer = { 0 };
+	const char tricky[] = "a\"b\\c{,} NULL";
+	text_buffer_puts(&buffer, "{");
+	text_buffer_pg_array_element(&buffer, tricky, strlen(tricky));
+	text_buffer_puts(&buffer, ",");
+	text_buffer_pg_array_element(&buffer, "", 0);
+	text_buffer_puts(&buffer, "}");
+	ck_assert_str_eq(buffer.data, "{\"a\\\"b\\\\c{,} NULL\",\"\"}");
+	/* An array literal as an element of another: its quotes and escapes escaped once more. */
+	struct text_buffer outer = { 0 };
+	text_buffer_pg_array_element(&outer, buffer.data, buffer.length);
+	ck_assert_str_eq(outer.data, "\"{\\\"a\\\\\\\"b\\\\\\\\c{,} NULL\\\",\\\"\\\"}\"");
+	/* Only `length` characters are taken. */
+	text_buffer_truncate(&outer, 0);
+	text_buffer_pg_array_element(&outer, "abc", 2);
+	ck_assert_str_eq(outer.data, "\"ab\"");
+	ck_assert(!buffer.failed && !outer.failed);
+	free(buffer.data);
+	free(outer.data);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *suite = suite_create("text_buffer");
@@ -82,6 +106,7 @@ int main(void)
 	tcase_add_test(text, test_printf_writes_long_text_whole);
 	tcase_add_test(text, test_json_strings_read_back_as_the_text);
 	tcase_add_test(text, test_json_values_are_written_compact);
+	tcase_add_test(text, test_pg_array_elements_are_quoted_with_quotes_and_backslashes_escaped);
 	suite_add_tcase(suite, text);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);
