@@ -30,7 +30,6 @@ static const char decide_sql[] =
 	"  FROM jsonb_array_elements($1::jsonb) s"
 	"  ON CONFLICT (signal_id) DO NOTHING RETURNING signal_id),"
 	/* A signal already recorded was decided before (a replay): it claims nothing again. */
-	/* One conversion per claim into typed columns, its arrays included, rather than a lookup per field. */
 	/* The claims come as one array per column, element i of each for claim i: cheaper to read than JSON. */
 	" fresh AS ("
 	"  SELECT c.*, ARRAY(SELECT x FROM unnest(c.signal_ids) x"
@@ -116,15 +115,26 @@ static void write_signal_records(struct text_buffer *text, const struct decided_
 	text_buffer_puts(text, "]");
 }
 
-/* The claims' columns, as PostgreSQL array literals: $2 and $6-$10 of the decide statement. */
+/* The claims' columns, each a PostgreSQL array literal, in the order of $2 and $6-$10 of the decide statement. */
+enum claim_column {
+	CLAIM_EXECUTION_IDS,
+	CLAIM_TASK_IDS,
+	CLAIM_PIPELINE_IDS,
+	CLAIM_CLAIM_KEYS,
+	CLAIM_SIGNAL_IDS,
+	CLAIM_TICKERS,
+	CLAIM_COLUMNS
+};
+
 struct claim_columns {
-	struct text_buffer execution_ids, task_ids, pipeline_ids, claim_keys, signal_ids, tickers;
+	struct text_buffer column[CLAIM_COLUMNS];
 	struct text_buffer scratch; /* one claim's nested array */
 };
 
 static void column_add(struct text_buffer *column, bool first, const char *text, size_t length)
 {
-	text_buffer_puts(column, first ? "{" : ",");
+	if (!first)
+		text_buffer_puts(column, ",");
 	text_buffer_pg_array_element(column, text, length);
 }
 
@@ -138,9 +148,7 @@ static void column_add_array(struct text_buffer *column, bool first, const json_
 	const json_t *item;
 	json_array_foreach(strings, index, item) {
 		const char *text = json_is_string(item) ? json_string_value(item) : "";
-		if (index > 0)
-			text_buffer_puts(scratch, ",");
-		text_buffer_pg_array_element(scratch, text, strlen(text));
+		column_add(scratch, index == 0, text, strlen(text));
 	}
 	text_buffer_puts(scratch, "}");
 	column_add(column, first, scratch->data, scratch->length);
@@ -148,40 +156,35 @@ static void column_add_array(struct text_buffer *column, bool first, const json_
 
 static void write_claim_columns(struct claim_columns *columns, const struct execution_claim *claims, size_t count)
 {
-	struct text_buffer *all[] = { &columns->execution_ids, &columns->task_ids,   &columns->pipeline_ids,
-				      &columns->claim_keys,    &columns->signal_ids, &columns->tickers };
-	if (count == 0)
-		for (size_t c = 0; c < sizeof all / sizeof all[0]; c++)
-			text_buffer_puts(all[c], "{");
+	struct text_buffer *column = columns->column;
+	for (int c = 0; c < CLAIM_COLUMNS; c++)
+		text_buffer_puts(&column[c], "{");
 	for (size_t i = 0; i < count; i++) {
 		const struct execution_claim *claim = &claims[i];
 		const char *claim_key = claim->claim_key != NULL ? claim->claim_key : "";
-		column_add(&columns->execution_ids, i == 0, claim->execution_id, strlen(claim->execution_id));
-		column_add(&columns->task_ids, i == 0, claim->task_id, strlen(claim->task_id));
-		column_add(&columns->pipeline_ids, i == 0, claim->pipeline_id, strlen(claim->pipeline_id));
-		column_add(&columns->claim_keys, i == 0, claim_key, strlen(claim_key));
-		column_add_array(&columns->signal_ids, i == 0, claim->signal_ids, &columns->scratch);
-		column_add_array(&columns->tickers, i == 0, claim->tickers, &columns->scratch);
+		column_add(&column[CLAIM_EXECUTION_IDS], i == 0, claim->execution_id, strlen(claim->execution_id));
+		column_add(&column[CLAIM_TASK_IDS], i == 0, claim->task_id, strlen(claim->task_id));
+		column_add(&column[CLAIM_PIPELINE_IDS], i == 0, claim->pipeline_id, strlen(claim->pipeline_id));
+		column_add(&column[CLAIM_CLAIM_KEYS], i == 0, claim_key, strlen(claim_key));
+		column_add_array(&column[CLAIM_SIGNAL_IDS], i == 0, claim->signal_ids, &columns->scratch);
+		column_add_array(&column[CLAIM_TICKERS], i == 0, claim->tickers, &columns->scratch);
 	}
-	for (size_t c = 0; c < sizeof all / sizeof all[0]; c++)
-		text_buffer_puts(all[c], "}");
+	for (int c = 0; c < CLAIM_COLUMNS; c++)
+		text_buffer_puts(&column[c], "}");
 }
 
 static bool claim_columns_failed(const struct claim_columns *columns)
 {
-	return columns->execution_ids.failed || columns->task_ids.failed || columns->pipeline_ids.failed ||
-	       columns->claim_keys.failed || columns->signal_ids.failed || columns->tickers.failed ||
-	       columns->scratch.failed;
+	bool failed = columns->scratch.failed;
+	for (int c = 0; c < CLAIM_COLUMNS; c++)
+		failed = failed || columns->column[c].failed;
+	return failed;
 }
 
 static void claim_columns_free(struct claim_columns *columns)
 {
-	free(columns->execution_ids.data);
-	free(columns->task_ids.data);
-	free(columns->pipeline_ids.data);
-	free(columns->claim_keys.data);
-	free(columns->signal_ids.data);
-	free(columns->tickers.data);
+	for (int c = 0; c < CLAIM_COLUMNS; c++)
+		free(columns->column[c].data);
 	free(columns->scratch.data);
 }
 
@@ -207,16 +210,17 @@ int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal 
 	if (signals_text.failed || claim_columns_failed(&columns) || skips_text == NULL || pushed_text == NULL) {
 		snprintf(err, errsize, "out of memory writing the batch's statement");
 	} else {
+		const struct text_buffer *column = columns.column;
 		const char *values[DECIDE_PARAMETERS] = { signals_text.data,
-							  columns.execution_ids.data,
+							  column[CLAIM_EXECUTION_IDS].data,
 							  skips_text,
 							  pushed_text,
 							  round_id,
-							  columns.task_ids.data,
-							  columns.pipeline_ids.data,
-							  columns.claim_keys.data,
-							  columns.signal_ids.data,
-							  columns.tickers.data };
+							  column[CLAIM_TASK_IDS].data,
+							  column[CLAIM_PIPELINE_IDS].data,
+							  column[CLAIM_CLAIM_KEYS].data,
+							  column[CLAIM_SIGNAL_IDS].data,
+							  column[CLAIM_TICKERS].data };
 		sent = db_send_prepared(conn, DECIDE_STATEMENT, DECIDE_PARAMETERS, values, err, errsize);
 	}
 	free(signals_text.data);
