@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "migrations.h"
+#include "text_buffer.h"
 
 /* Any fixed number: the key of the advisory lock that serialises migrations. */
 #define MIGRATION_LOCK_KEY "7311042291"
@@ -287,26 +288,17 @@ bool db_is_uuid(const char *text)
 
 char *db_text_array_literal(const char *const *items, size_t count)
 {
-	size_t capacity = 3;
-	for (size_t i = 0; i < count; i++)
-		capacity += 2 * strlen(items[i]) + 3;
-	char *text = malloc(capacity);
-	if (text == NULL)
-		return NULL;
-	size_t used = 0;
-	text[used++] = '{';
+	struct text_buffer text = { 0 };
+	text_buffer_puts(&text, "{");
 	for (size_t i = 0; i < count; i++) {
 		if (i > 0)
-			text[used++] = ',';
-		text[used++] = '"';
-		for (const char *c = items[i]; *c != '\0'; c++) {
-			if (*c == '"' || *c == '\\')
-				text[used++] = '\\';
-			text[used++] = *c;
-		}
-		text[used++] = '"';
+			text_buffer_puts(&text, ",");
+		text_buffer_pg_array_element(&text, items[i], strlen(items[i]));
 	}
-	text[used++] = '}';
-	text[used] = '\0';
-	return text;
+	text_buffer_puts(&text, "}");
+	if (text.failed) {
+		free(text.data);
+		return NULL;
+	}
+	return text.data;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "text_buffer.h"
 
 START_TEST(test_appends_grow_the_buffer_and_keep_it_terminated)
@@ -98,6 +99,19 @@ START_TEST(test_pg_array_elements_are_quoted_with_quotes_and_backslashes_escaped
 }
 END_TEST
 
+/* The stores' text[] literal is built from the same elements. */
+START_TEST(test_db_text_array_literal_quotes_and_escapes_each_item)
+{
+	const char *items[] = { "AAPL", "a\"b\\c", "{,}", "" };
+	char *literal = db_text_array_literal(items, 4);
+	ck_assert_str_eq(literal, "{\"AAPL\",\"a\\\"b\\\\c\",\"{,}\",\"\"}");
+	free(literal);
+	literal = db_text_array_literal(NULL, 0);
+	ck_assert_str_eq(literal, "{}");
+	free(literal);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *suite = suite_create("text_buffer");
@@ -107,6 +121,7 @@ int main(void)
 	tcase_add_test(text, test_json_strings_read_back_as_the_text);
 	tcase_add_test(text, test_json_values_are_written_compact);
 	tcase_add_test(text, test_pg_array_elements_are_quoted_with_quotes_and_backslashes_escaped);
+	tcase_add_test(text, test_db_text_array_literal_quotes_and_escapes_each_item);
 	suite_add_tcase(suite, text);
 	SRunner *runner = srunner_create(suite);
 	srunner_run_all(runner, CK_NORMAL);
