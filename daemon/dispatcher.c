@@ -457,8 +457,9 @@ static bool dispatcher_refresh_wanted(int64_t now)
 {
 	int64_t refresh_ms = dispatcher.daemon->config.dispatcher_cache_refresh_s * 1000;
 	bool due = dispatcher.index_loaded_ms == 0 || now - dispatcher.index_loaded_ms >= refresh_ms;
+	bool change_unanswered = dispatcher.change_generation > dispatcher.installed_generation;
 	/* After a failed load, retry every 2 s rather than on every poll. */
-	return (due || dispatcher.refresh_requested) &&
+	return (due || change_unanswered) &&
 	       (!dispatcher.refresh_failed || now - dispatcher.refresh_attempt_ms >= 2000);
 }
 
@@ -476,8 +477,6 @@ static void dispatcher_install_index(void)
 	/* When its query was sent: what the cache reflects, and when the next reload is due. */
 	dispatcher.index_loaded_ms = loaded_ms;
 	dispatcher.refresh_failed = false;
-	if (generation >= dispatcher.change_generation)
-		dispatcher.refresh_requested = false;
 	atomic_store(&dispatcher.postgres_ok, true);
 	metrics_add(METRIC_cache_reloads_total, 1);
 	metrics_set(METRIC_cache_size, (int64_t)pipeline_index_pipeline_count(fresh));
@@ -498,7 +497,6 @@ static void dispatcher_maybe_refresh(int64_t now)
 		/* A load already under way may have read the pipelines before the change: this one starts after. */
 		dispatcher.change_generation = cache_loader_request();
 		dispatcher.change_hold_until_ms = now + CACHE_CHANGE_HOLD_MS;
-		dispatcher.refresh_requested = true;
 		dispatcher.refresh_attempt_ms = now;
 	}
 	struct cache_loader_status status = cache_loader_status();

@@ -93,10 +93,11 @@ struct dispatcher_state {
 	atomic_llong index_loaded_ms; /* monotonic time of the last successful load; 0 never */
 	PGconn *listen_db;          /* LISTENs on sigtrig_pipelines, nothing else */
 	int64_t listen_attempt_ms;
-	bool refresh_requested, refresh_failed; /* a change was announced; the last load failed */
+	bool refresh_failed;        /* the last load failed */
 	int64_t refresh_attempt_ms;
 	/* Cache loads by generation (daemon/dispatcher_cache.h): the one asked for after the last
-	 * announced change, the one in use, the latest failure seen. */
+	 * announced change (unanswered while above the one in use), the one in use, the latest
+	 * failure seen. */
 	uint64_t change_generation, installed_generation, seen_failed_generation;
 	int64_t change_hold_until_ms; /* rounds wait for the change's load until then at most */
 	struct batch_policy policy;

@@ -195,7 +195,6 @@ struct cache_loader_status cache_loader_status(void)
 	struct cache_loader_status status = {
 		.busy = loader.loading || loader.requested != loader.started,
 		.ready = loader.ready != NULL,
-		.ready_generation = loader.ready_generation,
 		.failed_generation = loader.failed_generation,
 	};
 	pthread_mutex_unlock(&loader.lock);

@@ -21,7 +21,6 @@
 struct cache_loader_status {
 	bool busy;                  /* a load is asked for or under way */
 	bool ready;                 /* a loaded index waits to be taken */
-	uint64_t ready_generation;  /* the request it answers */
 	uint64_t failed_generation; /* the latest request whose load failed; 0 none */
 };
 
