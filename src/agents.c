@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db.h"
 #include "timeutil.h"
 
 static const struct agent agent_table[] = {
@@ -285,11 +286,20 @@ int agents_run_pipeline(struct agent_context *context, json_t **result, char *er
 			ended = true;
 			continue;
 		}
+		db_forget_last_failure();
 		int outcome = run_node(context, node, index, steps, err, errsize);
 		if (outcome == AGENT_FAILED)
 			status = -1;
-		/* A step cut short by the limit (its query was cancelled) says so. */
-		if (outcome == AGENT_FAILED && agents_out_of_time(context)) {
+		/*
+		 * A step cut short by the limit says so. Its query cancelled
+		 * by statement_timeout counts even when this clock has not
+		 * quite reached the deadline: PostgreSQL times the statement
+		 * on its own clock, and the worker sets statement_timeout for
+		 * nothing else.
+		 */
+		bool cut_short = agents_out_of_time(context) ||
+				 (context->deadline_ms > 0 && db_last_failure_was_cancel());
+		if (outcome == AGENT_FAILED && cut_short) {
 			char cause[512];
 			snprintf(cause, sizeof cause, "%s", err);
 			snprintf(err, errsize, "time limit of %ld s exceeded in %s: %s", context->time_limit_s,

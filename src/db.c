@@ -21,6 +21,31 @@ static void copy_error(const char *what, const char *message, char *err, size_t 
 		err[--length] = '\0';
 }
 
+/*
+ * The SQLSTATE of this thread's last failed statement ("" for none or a
+ * failure without a server answer): a caller that must tell why a query
+ * failed asks db_last_failure_was_cancel() instead of reading PostgreSQL's
+ * message text, which lc_messages translates.
+ */
+static _Thread_local char last_failure_sqlstate[6];
+
+static void copy_result_error(PGconn *conn, const PGresult *result, char *err, size_t errsize)
+{
+	const char *sqlstate = result != NULL ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(last_failure_sqlstate, sizeof last_failure_sqlstate, "%s", sqlstate != NULL ? sqlstate : "");
+	copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err, errsize);
+}
+
+/* A failure with no server answer: a lost connection, never a cancel. */
+static void copy_connection_error(PGconn *conn, char *err, size_t errsize)
+{
+	copy_result_error(conn, NULL, err, errsize);
+}
+
+void db_forget_last_failure(void) { last_failure_sqlstate[0] = '\0'; }
+
+bool db_last_failure_was_cancel(void) { return strcmp(last_failure_sqlstate, "57014") == 0; }
+
 /* libpq would print server notices (a FATAL at shutdown) raw on stderr: log them instead. */
 static void log_notice(void *unused, const char *message)
 {
@@ -42,7 +67,7 @@ PGconn *db_connect(const char *url, char *err, size_t errsize)
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
-		copy_error("postgres", PQerrorMessage(conn), err, errsize);
+		copy_connection_error(conn, err, errsize);
 		PQfinish(conn);
 		return NULL;
 	}
@@ -81,8 +106,7 @@ PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *
 	ExecStatusType status = PQresultStatus(result);
 	if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
 		return result;
-	copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err,
-		   errsize);
+	copy_result_error(conn, result, err, errsize);
 	PQclear(result);
 	return NULL;
 }
@@ -92,8 +116,7 @@ int db_prepare(PGconn *conn, const char *name, const char *sql, int count, char 
 	PGresult *result = PQprepare(conn, name, sql, count, NULL);
 	int status = PQresultStatus(result) == PGRES_COMMAND_OK ? 0 : -1;
 	if (status != 0)
-		copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err,
-			   errsize);
+		copy_result_error(conn, result, err, errsize);
 	PQclear(result);
 	return status;
 }
@@ -103,14 +126,14 @@ int db_send_prepared(PGconn *conn, const char *name, int count, const char *cons
 {
 	if (PQsendQueryPrepared(conn, name, count, values, NULL, NULL, 0) == 1)
 		return 0;
-	copy_error("postgres", PQerrorMessage(conn), err, errsize);
+	copy_connection_error(conn, err, errsize);
 	return -1;
 }
 
 int db_result_ready(PGconn *conn, char *err, size_t errsize)
 {
 	if (PQconsumeInput(conn) == 0) {
-		copy_error("postgres", PQerrorMessage(conn), err, errsize);
+		copy_connection_error(conn, err, errsize);
 		return -1;
 	}
 	return PQisBusy(conn) ? 0 : 1;
@@ -125,8 +148,7 @@ PGresult *db_receive(PGconn *conn, char *err, size_t errsize)
 	ExecStatusType status = PQresultStatus(result);
 	if (result != NULL && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK))
 		return result;
-	copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err,
-		   errsize);
+	copy_result_error(conn, result, err, errsize);
 	PQclear(result);
 	return NULL;
 }
@@ -138,8 +160,7 @@ static int exec_simple(PGconn *conn, const char *sql, char *err, size_t errsize)
 	ExecStatusType status = PQresultStatus(result);
 	int ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
 	if (!ok)
-		copy_error("postgres", result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(conn), err,
-			   errsize);
+		copy_result_error(conn, result, err, errsize);
 	PQclear(result);
 	return ok ? 0 : -1;
 }

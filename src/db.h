@@ -40,6 +40,15 @@ PGresult *db_query(PGconn *conn, const char *sql, int count, const char *const *
 		   size_t errsize);
 
 /*
+ * Why this thread's last failed statement failed, for callers that act on
+ * the cause: true when PostgreSQL cancelled it (SQLSTATE 57014, its
+ * statement_timeout or a cancel request). db_forget_last_failure() starts
+ * afresh before a stretch of work that is to be judged on its own.
+ */
+bool db_last_failure_was_cancel(void);
+void db_forget_last_failure(void);
+
+/*
  * A statement run often on one connection, parsed and planned once, in
  * steps for a caller that does other work while it runs: db_prepare()
  * names it (blocking; 0, or -1 with err filled), db_send_prepared() sends

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "agents.h"
 #include "celery.h"
 #include "harness.h"
 #include "timeutil.h"
@@ -624,6 +625,61 @@ START_TEST(test_sigterm_lets_the_runs_in_hand_finish_and_takes_no_new_task)
 }
 END_TEST
 
+/*
+ * PostgreSQL times statement_timeout on its own clock, which may run ahead
+ * of the worker's (a wall clock stepped forward): a step whose query it
+ * cancelled is over the limit even when the worker's deadline is still
+ * ahead. Here the deadline is a minute off and the statement timeout 300 ms.
+ */
+START_TEST(test_a_query_cancelled_by_statement_timeout_is_the_time_limit_whatever_the_workers_clock_says)
+{
+	PGconn *run_db = harness_db();
+	exec_sql(run_db, "SET statement_timeout = 300", 0, NULL);
+	char *ticker = strdup("TOUT");
+	struct pipeline pipeline = {
+		.id = "00000000-0000-4000-8000-0000000000aa",
+		.trigger_mode = "signal",
+		.tickers = &ticker,
+		.ticker_count = 1,
+		.config = json_pack("{s:[{s:s}]}", "nodes", "agent_type", "market_data_agent"),
+	};
+	struct agent_context context = {
+		.db = run_db,
+		.pipeline = &pipeline,
+		.signals = json_array(),
+		.state = json_object(),
+		.deadline_ms = time_monotonic_ms() + 60 * 1000,
+		.time_limit_s = 60,
+	};
+	PGconn *lock = slow_runs_begin();
+	json_t *result = NULL;
+	char err[1024];
+	ck_assert_int_eq(agents_run_pipeline(&context, &result, err, sizeof err), -1);
+	slow_runs_end(lock);
+	ck_assert_msg(strncmp(err, "time limit of 60 s exceeded in market_data_agent: ", 50) == 0, "error: %s", err);
+	ck_assert(json_is_true(json_object_get(result, "timed_out")));
+	ck_assert(!context.retryable);
+
+	/* A failure of another kind is not taken for the limit. */
+	json_decref(result);
+	result = NULL;
+	exec_sql(run_db, "SET statement_timeout = 0", 0, NULL);
+	exec_sql(run_db, "BEGIN", 0, NULL);
+	PGresult *aborted = PQexec(run_db, "SELECT no_such_column FROM market_bars");
+	PQclear(aborted);
+	ck_assert_int_eq(agents_run_pipeline(&context, &result, err, sizeof err), -1);
+	ck_assert_msg(strncmp(err, "market_data_agent: ", 19) == 0, "error: %s", err);
+	ck_assert_ptr_null(json_object_get(result, "timed_out"));
+	exec_sql(run_db, "ROLLBACK", 0, NULL);
+	json_decref(result);
+	json_decref(context.state);
+	json_decref(context.signals);
+	json_decref(pipeline.config);
+	free(ticker);
+	PQfinish(run_db);
+}
+END_TEST
+
 START_TEST(test_a_run_over_its_time_limit_fails_with_a_timeout_error)
 {
 	/* Only a worker with a 2 s limit runs now. */
@@ -726,6 +782,22 @@ static void stack_up(void)
 	start_worker("worker-a");
 }
 
+/*
+ * Before each test: worker-a up and no worker-t, as the tests expect, so
+ * that a test that failed half way (its worker stopped, or the 2 s one
+ * left running) is the only failure, not the first of several.
+ */
+static void workers_as_expected(void)
+{
+	pid_t leftover = worker_pid("worker-t");
+	if (is_running_sigtrigd(leftover)) {
+		kill(leftover, SIGTERM);
+		ck_assert_msg(wait_for_exit_of(leftover, RECOVERY_TIMEOUT_MS), "worker-t left over still runs");
+	}
+	if (!is_running_sigtrigd(worker_pid("worker-a")))
+		start_worker("worker-a");
+}
+
 static void stack_down(void)
 {
 	/* Every worker daemon a test left running, worker-t of a failed time limit test too. */
@@ -744,6 +816,7 @@ static Suite *recovery_suite(void)
 	Suite *suite = suite_create("recovery");
 	TCase *recovery = tcase_create("end_to_end");
 	tcase_add_unchecked_fixture(recovery, stack_up, stack_down);
+	tcase_add_checked_fixture(recovery, workers_as_expected, NULL);
 	tcase_set_timeout(recovery, 120);
 	tcase_add_test(recovery, test_pending_execution_never_enqueued_is_reenqueued_and_runs_once);
 	tcase_add_test(recovery, test_round_record_keeps_its_claims_from_being_pushed_again);
@@ -753,6 +826,7 @@ static Suite *recovery_suite(void)
 	tcase_add_test(recovery, test_retryable_failure_is_retried_with_backoff_and_succeeds_once_the_data_is_there);
 	tcase_add_test(recovery, test_a_run_failing_after_its_last_retry_ends_failed_with_the_reason);
 	tcase_add_test(recovery, test_sigterm_lets_the_runs_in_hand_finish_and_takes_no_new_task);
+	tcase_add_test(recovery, test_a_query_cancelled_by_statement_timeout_is_the_time_limit_whatever_the_workers_clock_says);
 	tcase_add_test(recovery, test_a_run_over_its_time_limit_fails_with_a_timeout_error);
 	tcase_add_test(recovery, test_task_of_a_killed_worker_comes_back_after_the_visibility_timeout_and_runs_again);
 	/* Last: it kills the first worker daemon and starts another. */
