@@ -376,34 +376,60 @@ static void dispatcher_measure_lag(void)
 	metrics_set(METRIC_kafka_consumer_lag, lag + (int64_t)dispatcher.ledger_count);
 }
 
+/* Which bounds of the task queue the last look found reached, "" for none: "depth", "age" or "depth,age". */
+static const char *queue_bounds_reached(const struct config *config, long long depth, int64_t age_ms,
+					bool half)
+{
+	long depth_bound = config->dispatcher_backpressure_queue_depth;
+	long age_bound = config->dispatcher_backpressure_queue_age_ms;
+	bool deep = depth_bound > 0 && depth >= (half ? depth_bound / 2 + 1 : depth_bound);
+	bool old = age_bound > 0 && age_ms >= (half ? age_bound / 2 + 1 : age_bound);
+	return deep && old ? "depth,age" : deep ? "depth" : old ? "age" : "";
+}
+
+/*
+ * Backpressure: the partitions pause while the queue is at a bound (its
+ * depth, or the age of its oldest task: workers behind), and resume once
+ * it is down to half of every bound set.
+ */
 static void dispatcher_check_backpressure(void)
 {
-	long bound = dispatcher.daemon->config.dispatcher_backpressure_queue_depth;
-	if (bound <= 0)
+	const struct config *config = &dispatcher.daemon->config;
+	bool with_age = config->dispatcher_backpressure_queue_age_ms > 0;
+	if (config->dispatcher_backpressure_queue_depth <= 0 && !with_age)
 		return;
 	char err[512];
-	long long depth;
-	if (task_queue_depth(&dispatcher.redis, dispatcher.daemon->config.redis_url,
-			     dispatcher.daemon->config.redis_queue, &depth, err, sizeof err) != 0)
+	struct task_queue_state queue;
+	if (task_queue_look(&dispatcher.redis, config->redis_url, config->redis_queue, with_age, &queue, err,
+			    sizeof err) != 0)
 		return; /* Redis down: the rounds' own pushes report it and hold the intake. */
-	atomic_store(&dispatcher.queue_depth, depth);
-	metrics_set(METRIC_task_queue_depth, depth);
+	/* Another machine's clock may be a little ahead: a task is never younger than new. */
+	int64_t age_ms = queue.oldest_sent_ms > 0 ? (int64_t)(time_now_seconds() * 1000) - queue.oldest_sent_ms : 0;
+	if (age_ms < 0)
+		age_ms = 0;
+	atomic_store(&dispatcher.queue_depth, queue.depth);
+	atomic_store(&dispatcher.queue_age_ms, age_ms);
+	metrics_set(METRIC_task_queue_depth, queue.depth);
+	metrics_set(METRIC_task_queue_oldest_age_milliseconds, age_ms);
 	bool on = atomic_load(&dispatcher.backpressure);
-	if (!on && depth >= bound) {
+	const char *reached = queue_bounds_reached(config, queue.depth, age_ms, on);
+	if (!on && reached[0] != '\0') {
 		atomic_store(&dispatcher.backpressure, true);
 		metrics_set(METRIC_dispatcher_backpressure, 1);
 		metrics_add(METRIC_dispatcher_backpressure_pauses_total, 1);
 		dispatcher_pause(PAUSE_BACKPRESSURE, true);
 		log_event(LOG_WARN, "dispatcher_backpressure_on",
-			  json_pack("{s:s, s:I, s:i}", "queue", dispatcher.daemon->config.redis_queue, "depth",
-				    (json_int_t)depth, "bound", (int)bound));
-	} else if (on && depth <= bound / 2) {
+			  json_pack("{s:s, s:s, s:I, s:I, s:i, s:i}", "queue", config->redis_queue, "bound", reached,
+				    "depth", (json_int_t)queue.depth, "oldest_age_ms", (json_int_t)age_ms,
+				    "depth_bound", (int)config->dispatcher_backpressure_queue_depth, "age_bound_ms",
+				    (int)config->dispatcher_backpressure_queue_age_ms));
+	} else if (on && reached[0] == '\0') {
 		atomic_store(&dispatcher.backpressure, false);
 		metrics_set(METRIC_dispatcher_backpressure, 0);
 		dispatcher_pause(PAUSE_BACKPRESSURE, false);
 		log_event(LOG_INFO, "dispatcher_backpressure_off",
-			  json_pack("{s:s, s:I}", "queue", dispatcher.daemon->config.redis_queue, "depth",
-				    (json_int_t)depth));
+			  json_pack("{s:s, s:I, s:I}", "queue", config->redis_queue, "depth", (json_int_t)queue.depth,
+				    "oldest_age_ms", (json_int_t)age_ms));
 	}
 }
 
@@ -772,6 +798,12 @@ json_t *dispatcher_info(struct daemon *daemon)
 		json_object_set_new(info, "queue_depth", json_integer(atomic_load(&dispatcher.queue_depth)));
 		json_object_set_new(info, "backpressure_queue_depth",
 				    json_integer(dispatcher.daemon->config.dispatcher_backpressure_queue_depth));
+	}
+	if (dispatcher.daemon != NULL && dispatcher.daemon->config.dispatcher_backpressure_queue_age_ms > 0) {
+		json_object_set_new(info, "queue_depth", json_integer(atomic_load(&dispatcher.queue_depth)));
+		json_object_set_new(info, "queue_oldest_age_ms", json_integer(atomic_load(&dispatcher.queue_age_ms)));
+		json_object_set_new(info, "backpressure_queue_age_ms",
+				    json_integer(dispatcher.daemon->config.dispatcher_backpressure_queue_age_ms));
 	}
 	pthread_mutex_lock(&dispatcher.info_lock);
 	if (dispatcher.last_error[0] != '\0')

@@ -124,7 +124,7 @@ struct dispatcher_state {
 	unsigned paused;            /* enum dispatcher_pause bits */
 	int64_t next_housekeeping_ms;
 
-	atomic_llong batches, last_batch_ms, queue_depth;
+	atomic_llong batches, last_batch_ms, queue_depth, queue_age_ms;
 	atomic_bool postgres_ok, redis_ok, backpressure;
 	char last_error[256];
 	pthread_mutex_t info_lock;  /* guards last_error */

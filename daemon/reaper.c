@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "celery.h"
 #include "execution_store_lease.h"
@@ -71,10 +70,8 @@ static char *reaper_rebuild_task(const json_t *row, const char *queue, char *err
 	/* As its claimer sent it: the scheduler's runs are not triggered by a signal. */
 	if (triggered_by == NULL || strcmp(triggered_by, "signal") != 0)
 		json_object_set_new(kwargs, "triggered_by_signal", json_false());
-	uuid_t tag;
 	char delivery_tag[CELERY_ID_SIZE];
-	uuid_generate_random(tag);
-	uuid_unparse_lower(tag, delivery_tag);
+	celery_new_delivery_tag(delivery_tag);
 	struct celery_message message = {
 		.task_name = CELERY_TASK_EXECUTE_PIPELINE,
 		.task_id = json_string_value(json_object_get(row, "task_id")),

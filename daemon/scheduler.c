@@ -109,9 +109,7 @@ static void scheduler_enqueue(const struct slot_claim *claim)
 	json_t *kwargs = celery_execute_pipeline_kwargs(claim->pipeline_id, no_signals, claim->execution_id);
 	json_object_set_new(kwargs, "triggered_by_signal", json_false());
 	char delivery_tag[CELERY_ID_SIZE];
-	uuid_t tag;
-	uuid_generate_random(tag);
-	uuid_unparse_lower(tag, delivery_tag);
+	celery_new_delivery_tag(delivery_tag);
 	struct celery_message message = { .task_name = CELERY_TASK_EXECUTE_PIPELINE,
 					  .task_id = claim->task_id,
 					  .delivery_tag = delivery_tag,

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
 #include "base64.h"
 #include "celery_direct.h"
@@ -454,6 +453,13 @@ char *celery_execute_pipeline_direct(const struct celery_pipeline_call *call)
 	return envelope.data;
 }
 
+void celery_new_delivery_tag(char *out) { ids_time_ordered_uuid(out); }
+
+bool celery_delivery_tag_sent_ms(const char *delivery_tag, int64_t *sent_ms)
+{
+	return ids_time_ordered_uuid_ms(delivery_tag, sent_ms);
+}
+
 char *celery_execute_pipeline_generic(const struct celery_pipeline_call *call, char *err, size_t errsize)
 {
 	json_t *kwargs = celery_execute_pipeline_kwargs(call->pipeline_id, call->signal_ids, call->execution_id);
@@ -485,7 +491,7 @@ char *celery_execute_pipeline_task(const char *pipeline_id, const json_t *signal
 	if (task_id[0] == '\0')
 		ids_random_uuid(task_id);
 	char delivery_tag[CELERY_ID_SIZE];
-	ids_random_uuid(delivery_tag);
+	celery_new_delivery_tag(delivery_tag);
 	struct celery_pipeline_call call = {
 		.pipeline_id = pipeline_id,
 		.signal_ids = signal_ids,
@@ -707,9 +713,7 @@ char *celery_retry_envelope(const struct celery_task *task, const json_t *kwargs
 	/* Python's isoformat() of an aware UTC time, as Task.retry(countdown=...) writes it. */
 	time_format_celery(eta, eta_text, sizeof eta_text);
 	strncat(eta_text, "+00:00", sizeof eta_text - strlen(eta_text) - 1);
-	uuid_t tag;
-	uuid_generate_random(tag);
-	uuid_unparse_lower(tag, delivery_tag);
+	celery_new_delivery_tag(delivery_tag);
 	char *text = NULL;
 	if (body != NULL && kwargs_repr != NULL) {
 		json_object_set_new(envelope, "body", json_string(body));

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CELERY_TASK_EXECUTE_PIPELINE "app.orchestration.tasks.execute_pipeline"
 /* Result key and pub/sub channel of a task: this prefix + the task id. */
@@ -40,6 +41,17 @@ struct celery_message {
  * null, "chord": null}]). NULL with err filled on a bad argument.
  */
 char *celery_envelope_build(const struct celery_message *message, char *err, size_t errsize);
+
+/*
+ * A new delivery tag (properties.delivery_tag) into out[CELERY_ID_SIZE]:
+ * a time-ordered UUID, so that the age of the oldest task in a queue can
+ * be read off its tag (celery_delivery_tag_sent_ms). Celery takes the tag
+ * as an opaque string; Python's producers send version 4 UUIDs, which
+ * carry no time.
+ */
+void celery_new_delivery_tag(char *out);
+/* When the message with this delivery tag was sent (Unix ms); false for a tag that does not say. */
+bool celery_delivery_tag_sent_ms(const char *delivery_tag, int64_t *sent_ms);
 
 /* {"pipeline_id", "triggered_by_signal": true, "signal_ids", "execution_id"}, a new reference. */
 json_t *celery_execute_pipeline_kwargs(const char *pipeline_id, const json_t *signal_ids,

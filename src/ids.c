@@ -80,3 +80,16 @@ void ids_time_ordered_uuid(char *out)
 	random_bytes(bytes + 6, sizeof bytes - 6);
 	finish_uuid(bytes, 7, out);
 }
+
+bool ids_time_ordered_uuid_ms(const char *text, int64_t *ms)
+{
+	uuid_t bytes;
+	if (text == NULL || strlen(text) != IDS_UUID_LENGTH || uuid_parse(text, bytes) != 0 || (bytes[6] >> 4) != 7 ||
+	    (bytes[8] & 0xc0) != 0x80)
+		return false;
+	uint64_t value = 0;
+	for (int i = 0; i < 6; i++)
+		value = value << 8 | bytes[i];
+	*ms = (int64_t)value;
+	return true;
+}

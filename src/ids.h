@@ -7,6 +7,9 @@
 #ifndef SIGTRIG_IDS_H
 #define SIGTRIG_IDS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /* Length of a UUID's text form, without its NUL. */
 #define IDS_UUID_LENGTH 36
 
@@ -19,5 +22,10 @@ void ids_random_uuid(char *out);
  * random page each, which is what made each claim's insert expensive.
  */
 void ids_time_ordered_uuid(char *out);
+/*
+ * The Unix time in milliseconds that a version 7 UUID (text form) was made
+ * at, into *ms; false for any other text, a version 4 UUID among them.
+ */
+bool ids_time_ordered_uuid_ms(const char *text, int64_t *ms);
 
 #endif

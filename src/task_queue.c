@@ -1,9 +1,11 @@
 #include "task_queue.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "celery.h"
 #include "redis_client.h"
 
 /* Values per LPUSH: large rounds go in a few commands, each of bounded size. */
@@ -69,24 +71,44 @@ int task_queue_push(redisContext **redis, const char *url, const char *queue, ch
 	return status;
 }
 
-int task_queue_depth(redisContext **redis, const char *url, const char *queue, long long *depth, char *err,
-		     size_t errsize)
+/* properties.delivery_tag's time of an envelope; 0 when it has none. */
+static int64_t envelope_sent_ms(const char *envelope, size_t length)
 {
+	json_t *parsed = json_loadb(envelope, length, 0, NULL);
+	const char *tag = json_string_value(json_object_get(json_object_get(parsed, "properties"), "delivery_tag"));
+	int64_t sent_ms = 0;
+	if (!celery_delivery_tag_sent_ms(tag, &sent_ms))
+		sent_ms = 0;
+	json_decref(parsed);
+	return sent_ms;
+}
+
+int task_queue_look(redisContext **redis, const char *url, const char *queue, bool with_age,
+		    struct task_queue_state *state, char *err, size_t errsize)
+{
+	*state = (struct task_queue_state){ 0, 0 };
 	if (task_queue_connection(redis, url, err, errsize) == NULL)
 		return -1;
-	redisReply *reply = redisCommand(*redis, "LLEN %s", queue);
-	if (reply == NULL) {
-		task_queue_drop(redis, err, errsize);
-		return -1;
-	}
+	redisAppendCommand(*redis, "LLEN %s", queue);
+	if (with_age)
+		redisAppendCommand(*redis, "LINDEX %s -1", queue);
 	int status = 0;
-	if (reply->type == REDIS_REPLY_INTEGER) {
-		*depth = reply->integer;
-	} else {
-		snprintf(err, errsize, "redis LLEN %s: %s", queue,
-			 reply->type == REDIS_REPLY_ERROR ? reply->str : "not an integer");
-		status = -1;
+	for (int i = 0; i < (with_age ? 2 : 1); i++) {
+		redisReply *reply = NULL;
+		if (redisGetReply(*redis, (void **)&reply) != REDIS_OK) {
+			task_queue_drop(redis, err, errsize);
+			return -1;
+		}
+		if (i == 0 && reply->type == REDIS_REPLY_INTEGER) {
+			state->depth = reply->integer;
+		} else if (i == 1 && reply->type == REDIS_REPLY_STRING) {
+			state->oldest_sent_ms = envelope_sent_ms(reply->str, reply->len);
+		} else if (reply->type != REDIS_REPLY_NIL || i == 0) {
+			snprintf(err, errsize, "redis %s %s: %s", i == 0 ? "LLEN" : "LINDEX", queue,
+				 reply->type == REDIS_REPLY_ERROR ? reply->str : "an answer of the wrong type");
+			status = -1;
+		}
+		freeReplyObject(reply);
 	}
-	freeReplyObject(reply);
 	return status;
 }

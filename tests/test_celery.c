@@ -268,6 +268,11 @@ START_TEST(test_execute_pipeline_task_keeps_given_task_id)
 	ck_assert_str_eq(task.task_id, "11111111-2222-3333-4444-555555555555");
 	ck_assert_str_eq(task.task_name, CELERY_TASK_EXECUTE_PIPELINE);
 	ck_assert_uint_eq(strlen(task.delivery_tag), 36);
+	/* The tag says when the task was sent: the queue's age is read off it. */
+	int64_t sent_ms = 0;
+	ck_assert_msg(celery_delivery_tag_sent_ms(task.delivery_tag, &sent_ms), "%s", task.delivery_tag);
+	double age_s = time_now_seconds() - (double)sent_ms / 1000;
+	ck_assert_msg(age_s >= 0 && age_s < 5, "sent %.3f s ago", age_s);
 	json_t *expected = json_pack("{s:s, s:b, s:O, s:s}", "pipeline_id", "p1", "triggered_by_signal", 1,
 				     "signal_ids", signal_ids, "execution_id", "e1");
 	ck_assert(json_equal(task.kwargs, expected));
@@ -518,7 +523,8 @@ START_TEST(test_execute_pipeline_task_without_a_queue_names_it)
 }
 END_TEST
 
-START_TEST(test_execute_pipeline_task_delivery_tags_are_fresh_version_4_uuids)
+/* Task ids random (version 4); delivery tags time-ordered (version 7), so that a queue's age can be read. */
+START_TEST(test_execute_pipeline_task_ids_are_fresh_version_4_and_delivery_tags_version_7_uuids)
 {
 	char previous[CELERY_ID_SIZE] = "";
 	for (int i = 0; i < 100; i++) {
@@ -531,7 +537,7 @@ START_TEST(test_execute_pipeline_task_delivery_tags_are_fresh_version_4_uuids)
 		for (size_t k = 0; k < 2; k++) {
 			uuid_t parsed;
 			ck_assert_int_eq(uuid_parse(ids[k], parsed), 0);
-			ck_assert_int_eq(uuid_type(parsed), UUID_TYPE_DCE_RANDOM);
+			ck_assert_int_eq(uuid_type(parsed), k == 0 ? UUID_TYPE_DCE_RANDOM : 7);
 			ck_assert_int_eq(uuid_variant(parsed), UUID_VARIANT_DCE);
 		}
 		ck_assert_str_ne(task_id, task.delivery_tag);
@@ -1228,7 +1234,7 @@ static Suite *celery_suite(void)
 			    (int)(sizeof escapings / sizeof escapings[0]));
 	tcase_add_test(direct, test_signal_ids_that_are_not_strings_take_the_generic_path);
 	tcase_add_test(direct, test_execute_pipeline_task_without_a_queue_names_it);
-	tcase_add_test(direct, test_execute_pipeline_task_delivery_tags_are_fresh_version_4_uuids);
+	tcase_add_test(direct, test_execute_pipeline_task_ids_are_fresh_version_4_and_delivery_tags_version_7_uuids);
 	suite_add_tcase(suite, direct);
 	TCase *parse = tcase_create("parse");
 	tcase_add_test(parse, test_parses_full_envelope_from_redis_cli);

@@ -80,6 +80,31 @@ START_TEST(test_time_ordered_ids_start_with_the_time_and_sort_by_it)
 }
 END_TEST
 
+START_TEST(test_the_time_is_read_back_from_a_time_ordered_id_and_from_no_other)
+{
+	char id[IDS_UUID_LENGTH + 1];
+	ids_time_ordered_uuid(id);
+	uuid_t parsed;
+	ck_assert_int_eq(uuid_parse(id, parsed), 0);
+	int64_t expected = 0;
+	for (int i = 0; i < 6; i++)
+		expected = expected << 8 | parsed[i];
+	int64_t ms = -1;
+	ck_assert(ids_time_ordered_uuid_ms(id, &ms));
+	ck_assert_int_eq(ms, expected);
+	/* RFC 9562's example: 2022-02-22 19:22:22 UTC. */
+	ck_assert(ids_time_ordered_uuid_ms("017f22e2-79b0-7cc3-98c4-dc0c0c07398f", &ms));
+	ck_assert_int_eq(ms, 1645557742000);
+	char random[IDS_UUID_LENGTH + 1];
+	ids_random_uuid(random);
+	ck_assert(!ids_time_ordered_uuid_ms(random, &ms));
+	ck_assert(!ids_time_ordered_uuid_ms("017f22e2-79b0-7cc3-18c4-dc0c0c07398f", &ms)); /* not the RFC variant */
+	ck_assert(!ids_time_ordered_uuid_ms("017f22e2-79b0-7cc3-98c4-dc0c0c07398", &ms));
+	ck_assert(!ids_time_ordered_uuid_ms("not a uuid at all, but 36 long....", &ms));
+	ck_assert(!ids_time_ordered_uuid_ms(NULL, &ms));
+}
+END_TEST
+
 START_TEST(test_a_forked_child_does_not_repeat_its_parents_ids)
 {
 	char parent_first[IDS_UUID_LENGTH + 1];
@@ -113,6 +138,7 @@ int main(void)
 	tcase_add_test(uuids, test_random_ids_are_version_4_and_distinct);
 	tcase_add_test(uuids, test_time_ordered_ids_are_version_7_and_distinct);
 	tcase_add_test(uuids, test_time_ordered_ids_start_with_the_time_and_sort_by_it);
+	tcase_add_test(uuids, test_the_time_is_read_back_from_a_time_ordered_id_and_from_no_other);
 	tcase_add_test(uuids, test_a_forked_child_does_not_repeat_its_parents_ids);
 	suite_add_tcase(suite, uuids);
 	SRunner *runner = srunner_create(suite);

@@ -477,6 +477,26 @@ static bool dispatcher_backpressure(void)
 	return on;
 }
 
+/* Fails the test unless the dispatcher pauses for backpressure within the timeout. */
+static void wait_for_backpressure(const char *cause)
+{
+	int64_t deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS;
+	while (!dispatcher_backpressure() && time_monotonic_ms() < deadline)
+		usleep(100 * 1000);
+	ck_assert_msg(dispatcher_backpressure(), "the dispatcher never paused for %s", cause);
+}
+
+/* A signal for TICKER, injected while paused: it waits in Kafka, undecided. Its id. */
+static char *inject_while_paused(PGconn *db, const char *ticker)
+{
+	char *signal_id = harness_inject_one(ticker);
+	sleep(3);
+	char *decided = harness_query_value(db, "SELECT count(*) FROM signal_decisions WHERE signal_id = $1", signal_id);
+	ck_assert_str_eq(decided, "0");
+	free(decided);
+	return signal_id;
+}
+
 START_TEST(test_backpressure_pauses_the_intake_until_the_queue_drains)
 {
 	/* No worker drains the queue here; 3 queued tasks are too many. */
@@ -485,17 +505,10 @@ START_TEST(test_backpressure_pauses_the_intake_until_the_queue_drains)
 	redisContext *redis = harness_redis();
 	for (int i = 0; i < 4; i++)
 		freeReplyObject(redisCommand(redis, "LPUSH %s %s", harness.config.redis_queue, "{\"stand-in\": true}"));
-	int64_t deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS;
-	while (!dispatcher_backpressure() && time_monotonic_ms() < deadline)
-		usleep(100 * 1000);
-	ck_assert_msg(dispatcher_backpressure(), "the dispatcher never paused for the deep queue");
-	char *signal_id = harness_inject_one("BKPR");
+	wait_for_backpressure("the deep queue");
 	/* Paused: the signal waits in Kafka, undecided, for as long as the queue stays deep. */
-	sleep(3);
 	PGconn *db = harness_db();
-	char *decided = harness_query_value(db, "SELECT count(*) FROM signal_decisions WHERE signal_id = $1", signal_id);
-	ck_assert_str_eq(decided, "0");
-	free(decided);
+	char *signal_id = inject_while_paused(db, "BKPR");
 	char *out = NULL;
 	ck_assert_int_eq(harness_sigtrig("metrics", NULL, &out, NULL), 0);
 	ck_assert_msg(strstr(out, "\ndispatcher_backpressure 1\n") != NULL, "%s", out);
@@ -510,6 +523,47 @@ START_TEST(test_backpressure_pauses_the_intake_until_the_queue_drains)
 	PQfinish(db);
 	free(signal_id);
 	free(pipeline);
+}
+END_TEST
+
+START_TEST(test_backpressure_pauses_the_intake_while_the_oldest_task_is_too_old)
+{
+	/* No bound on the depth now: one task waiting 1.5 s is too old. Still no worker. */
+	append_settings("dispatcher.backpressure_queue_depth = 0\ndispatcher.backpressure_queue_age_ms = 1500\n");
+	redisContext *redis = harness_redis();
+	freeReplyObject(redisCommand(redis, "DEL %s", harness.config.redis_queue));
+	char *first_pipeline = harness_add_pipeline("aged-first", "AGED");
+	char *second_pipeline = harness_add_pipeline("aged-second", "AGE2");
+	char *first = harness_inject_one("AGED");
+	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", first, "claimed",
+					 ROUTING_TIMEOUT_MS));
+	wait_for_backpressure("the old task");
+	/* The age is the task's own, read off its delivery tag; the depth, 1, bounds nothing. */
+	json_t *age = dispatcher_detail("queue_oldest_age_ms");
+	json_t *depth = dispatcher_detail("queue_depth");
+	ck_assert_int_ge(json_integer_value(age), 1500);
+	ck_assert_int_lt(json_integer_value(age), 60000);
+	ck_assert_int_eq(json_integer_value(depth), 1);
+	json_decref(depth);
+	json_decref(age);
+	char *out = NULL;
+	ck_assert_int_eq(harness_sigtrig("metrics", NULL, &out, NULL), 0);
+	ck_assert_msg(strstr(out, "\ntask_queue_oldest_age_milliseconds ") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "\ndispatcher_backpressure 1\n") != NULL, "%s", out);
+	free(out);
+	/* Paused: a signal for the other pipeline waits in Kafka, undecided. */
+	PGconn *db = harness_db();
+	char *second = inject_while_paused(db, "AGE2");
+	/* The workers catch up: the old task is taken, the intake resumes. */
+	freeReplyObject(redisCommand(redis, "RPOP %s", harness.config.redis_queue));
+	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", second,
+					 "claimed", ROUTING_TIMEOUT_MS));
+	redisFree(redis);
+	PQfinish(db);
+	free(second);
+	free(first);
+	free(second_pipeline);
+	free(first_pipeline);
 }
 END_TEST
 
@@ -551,8 +605,9 @@ static Suite *routing_suite(void)
 	tcase_add_test(routing, test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload);
 	tcase_add_test(routing, test_a_stalled_cache_reload_does_not_stop_the_decisions);
 	tcase_add_test(routing, test_a_reload_waiting_on_a_lock_does_not_keep_the_daemon_from_stopping);
-	/* Last: it restarts the daemon without workers. */
+	/* Last: they restart the daemon without workers. */
 	tcase_add_test(routing, test_backpressure_pauses_the_intake_until_the_queue_drains);
+	tcase_add_test(routing, test_backpressure_pauses_the_intake_while_the_oldest_task_is_too_old);
 	suite_add_tcase(suite, routing);
 	return suite;
 }
