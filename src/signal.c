@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "ids.h"
 #include "timeutil.h"
 
 static const char *const direction_names[] = { "BULLISH", "BEARISH", "NEUTRAL" };
@@ -27,12 +28,7 @@ int signal_direction_parse(const char *name, enum signal_direction *direction)
 	return -1;
 }
 
-void signal_new_id(char *buf)
-{
-	uuid_t id;
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, buf);
-}
+void signal_new_id(char *buf) { ids_time_ordered_uuid(buf); }
 
 static int fail(struct signal_error *error, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

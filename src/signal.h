@@ -80,7 +80,11 @@ int signal_ticker_is_valid(const char *ticker);
 /* "field: reason" into buf. */
 void signal_error_format(const struct signal_error *error, char *buf, size_t size);
 
-/* A fresh random UUID, lower case, into buf (at least 37 bytes). */
+/*
+ * A fresh time-ordered (version 7) UUID, lower case, into buf (at least 37
+ * bytes): the signals table's key and the decisions' index then grow at
+ * their right edge instead of at a random page per signal.
+ */
 void signal_new_id(char *buf);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #include "signal.h"
@@ -763,14 +764,20 @@ START_TEST(test_error_format_joins_field_and_reason)
 }
 END_TEST
 
-START_TEST(test_new_id_is_fresh_lower_case_uuid)
+START_TEST(test_new_id_is_fresh_lower_case_time_ordered_uuid)
 {
 	char a[SIGNAL_ID_LENGTH + 1], b[SIGNAL_ID_LENGTH + 1];
 	signal_new_id(a);
+	struct timespec pause = { 0, 2 * 1000 * 1000 };
+	nanosleep(&pause, NULL);
 	signal_new_id(b);
 	ck_assert(is_lower_case_uuid(a));
 	ck_assert(is_lower_case_uuid(b));
-	ck_assert_str_ne(a, b);
+	uuid_t parsed;
+	ck_assert_int_eq(uuid_parse(a, parsed), 0);
+	ck_assert_int_eq(uuid_type(parsed), 7);
+	/* Made later, it sorts later: the signals' key grows at one end. */
+	ck_assert_msg(strcmp(a, b) < 0, "%s made after %s sorts before it", b, a);
 }
 END_TEST
 
@@ -826,7 +833,7 @@ static Suite *signal_suite(void)
 	tcase_add_test(builders, test_ticker_validity_rules);
 	tcase_add_test(builders, test_direction_names_round_trip_and_reject_lower_case);
 	tcase_add_test(builders, test_error_format_joins_field_and_reason);
-	tcase_add_test(builders, test_new_id_is_fresh_lower_case_uuid);
+	tcase_add_test(builders, test_new_id_is_fresh_lower_case_time_ordered_uuid);
 	suite_add_tcase(suite, builders);
 	return suite;
 }
