@@ -55,11 +55,28 @@ static void trace_claim_outcome(const struct pipeline *pipeline, const struct ex
 				   json_pack("{s:s, s:s, s:O}", "pipeline_id", pipeline->id, "reason",
 					     claim->reason, "tickers", claim->tickers));
 	}
-	if (claim->claimed)
-		log_event(LOG_INFO, "signal_matched_to_pipeline",
-			  json_pack("{s:O, s:s, s:s, s:O}", "signal_ids", claim->signal_ids, "pipeline_id",
-				    pipeline->id, "execution_id", claim->execution_id,
-				    "matched_tickers", claim->tickers));
+}
+
+static void write_string_array(struct text_buffer *lines, const char *before, const json_t *strings)
+{
+	text_buffer_puts(lines, before);
+	size_t index;
+	const json_t *text;
+	json_array_foreach(strings, index, text)
+		text_buffer_json_member(lines, index == 0 ? "[" : ",", json_is_string(text) ? json_string_value(text) : "");
+	text_buffer_puts(lines, json_array_size(strings) == 0 ? "[]" : "]");
+}
+
+/* The claim's signal_matched_to_pipeline line, as log_event() would write it. */
+static void log_claim_line(struct text_buffer *lines, const struct pipeline *pipeline,
+			   const struct execution_claim *claim)
+{
+	log_line_open(lines, LOG_INFO, "signal_matched_to_pipeline");
+	write_string_array(lines, ",\"signal_ids\":", claim->signal_ids);
+	text_buffer_json_member(lines, ",\"pipeline_id\":", pipeline->id);
+	text_buffer_json_member(lines, ",\"execution_id\":", claim->execution_id);
+	write_string_array(lines, ",\"matched_tickers\":", claim->tickers);
+	log_line_close(lines);
 }
 
 /* The round's signals as received, for the signals table; NULL out of memory. */
@@ -362,11 +379,15 @@ static void round_observe_latency(const struct dispatcher_round *round)
 static void round_report(const struct dispatcher_round *round)
 {
 	int64_t enqueued = 0, replayed = 0;
+	bool logging = log_enabled(LOG_INFO);
+	struct text_buffer lines = { 0 };
 	for (size_t i = 0; i < round->claim_count; i++) {
 		const struct execution_claim *claim = &round->claims[i];
 		trace_claim_outcome(round->claim_pipelines[i], claim);
 		enum skip_reason reason;
 		if (claim->claimed) {
+			if (logging)
+				log_claim_line(&lines, round->claim_pipelines[i], claim);
 			enqueued++;
 		} else if (strcmp(claim->reason, EXECUTION_CLAIM_REPLAYED) == 0) {
 			replayed++;
@@ -374,6 +395,8 @@ static void round_report(const struct dispatcher_round *round)
 			metrics_skip(reason, 1);
 		}
 	}
+	log_write_lines(&lines);
+	free(lines.data);
 	if (enqueued > 0)
 		json_array_append_new(dispatcher.unmarked, json_string(round->id));
 	round_observe_latency(round);

@@ -1,6 +1,8 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,4 +70,50 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 	vsnprintf(message, sizeof message, fmt, args);
 	va_end(args);
 	log_event(level, event, json_pack("{s:s}", "message", message));
+}
+
+bool log_enabled(enum log_level level) { return level >= minimum_level; }
+
+void log_line_open(struct text_buffer *lines, enum log_level level, const char *event)
+{
+	char stamp[40];
+	time_format_iso8601(time_now_seconds(), stamp, sizeof stamp);
+	text_buffer_json_member(lines, "{\"time\":", stamp);
+	text_buffer_json_member(lines, ",\"level\":", level_names[level]);
+	text_buffer_json_member(lines, ",\"event\":", event);
+}
+
+void log_line_close(struct text_buffer *lines) { text_buffer_puts(lines, "}\n"); }
+
+static void write_fully(const char *text, size_t length)
+{
+	while (length > 0) {
+		ssize_t written = write(log_fd, text, length);
+		if (written < 0 && errno == EINTR)
+			continue;
+		if (written <= 0)
+			return; /* a log that cannot be written is not worth stopping for */
+		text += written;
+		length -= (size_t)written;
+	}
+}
+
+void log_write_lines(const struct text_buffer *lines)
+{
+	if (lines->failed || lines->length == 0)
+		return;
+	const char *start = lines->data, *end = lines->data + lines->length;
+	while (start < end) {
+		/* As many whole lines as fit in PIPE_BUF; a longer line alone. */
+		const char *cut = start;
+		for (const char *newline; cut < end && (newline = memchr(cut, '\n', (size_t)(end - cut))) != NULL;) {
+			if (newline + 1 - start > PIPE_BUF && cut > start)
+				break;
+			cut = newline + 1;
+		}
+		if (cut == start)
+			cut = end; /* no newline left: the rest as it is */
+		write_fully(start, (size_t)(cut - start));
+		start = cut;
+	}
 }

@@ -246,6 +246,34 @@ START_TEST(test_ticker_scoped_pipeline_runs_for_one_ticker_while_another_is_live
 }
 END_TEST
 
+/* The daemon's log line of EVENT whose signal_ids holds SIGNAL_ID, parsed; NULL when none comes. */
+static json_t *wait_for_log_line(const char *event, const char *signal_id)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/log/sigtrigd.log", harness.dir);
+	for (int64_t deadline = time_monotonic_ms() + ROUTING_TIMEOUT_MS; time_monotonic_ms() < deadline;
+	     usleep(100 * 1000)) {
+		FILE *log = fopen(path, "r");
+		char line[8192];
+		while (log != NULL && fgets(line, sizeof line, log) != NULL) {
+			if (strstr(line, event) == NULL || strstr(line, signal_id) == NULL)
+				continue;
+			json_t *parsed = json_loads(line, 0, NULL);
+			ck_assert_msg(parsed != NULL, "not a JSON line: %s", line);
+			const json_t *ids = json_object_get(parsed, "signal_ids");
+			if (strcmp(json_string_value(json_object_get(parsed, "event")), event) == 0 &&
+			    json_is_array(ids) && strcmp(json_string_value(json_array_get(ids, 0)), signal_id) == 0) {
+				fclose(log);
+				return parsed;
+			}
+			json_decref(parsed);
+		}
+		if (log != NULL)
+			fclose(log);
+	}
+	return NULL;
+}
+
 START_TEST(test_a_ticker_with_quotes_braces_and_backslashes_is_claimed_and_recorded_as_it_is)
 {
 	/* Any printable ASCII is a ticker; the claims reach PostgreSQL as array literals, so it must be escaped. */
@@ -269,6 +297,19 @@ START_TEST(test_a_ticker_with_quotes_braces_and_backslashes_is_claimed_and_recor
 	char *key = harness_query_value(db, "SELECT claim_key FROM executions WHERE $1 = ANY(signal_ids)", out);
 	ck_assert_str_eq(key, ticker);
 	free(key);
+	/* The claim's log line, written by hand on the hot path, is JSON with the ticker escaped. */
+	json_t *line = wait_for_log_line("signal_matched_to_pipeline", out);
+	ck_assert_msg(line != NULL, "no signal_matched_to_pipeline line for %s", out);
+	char *execution = harness_query_value(db, "SELECT id FROM executions WHERE $1 = ANY(signal_ids)", out);
+	ck_assert_str_eq(json_string_value(json_object_get(line, "execution_id")), execution);
+	ck_assert_str_eq(json_string_value(json_object_get(line, "level")), "info");
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(line, "time")));
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(line, "pipeline_id")));
+	json_t *tickers = json_pack("[s]", ticker);
+	ck_assert(json_equal(json_object_get(line, "matched_tickers"), tickers));
+	json_decref(tickers);
+	free(execution);
+	json_decref(line);
 	free(recorded);
 	PQfinish(db);
 	free(out);
