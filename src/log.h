@@ -37,8 +37,9 @@ bool log_enabled(enum log_level level);
  * members (text_buffer_json_member(lines, ",\"key\":", value) and the like);
  * log_line_close() ends it. log_write_lines() writes them all, in writes of
  * whole lines of at most PIPE_BUF bytes each, so that another thread's
- * line never lands inside one even when the log is a pipe. The same line
- * as log_event() would write, members in the caller's order.
+ * line never lands inside one even when the log is a pipe; a single line
+ * longer than PIPE_BUF is not protected there, as with log_event(). The
+ * same JSON as log_event() would write, members in the caller's order.
  */
 void log_line_open(struct text_buffer *lines, enum log_level level, const char *event);
 void log_line_close(struct text_buffer *lines);
