@@ -419,9 +419,9 @@ static void dispatcher_check_backpressure(void)
 		metrics_add(METRIC_dispatcher_backpressure_pauses_total, 1);
 		dispatcher_pause(PAUSE_BACKPRESSURE, true);
 		log_event(LOG_WARN, "dispatcher_backpressure_on",
-			  json_pack("{s:s, s:s, s:I, s:I, s:i, s:i}", "queue", config->redis_queue, "bound", reached,
-				    "depth", (json_int_t)queue.depth, "oldest_age_ms", (json_int_t)age_ms,
-				    "depth_bound", (int)config->dispatcher_backpressure_queue_depth, "age_bound_ms",
+			  json_pack("{s:s, s:s, s:I, s:I, s:i, s:i}", "queue", config->redis_queue, "reached", reached,
+				    "depth", (json_int_t)queue.depth, "oldest_age_ms", (json_int_t)age_ms, "bound",
+				    (int)config->dispatcher_backpressure_queue_depth, "age_bound_ms",
 				    (int)config->dispatcher_backpressure_queue_age_ms));
 	} else if (on && reached[0] == '\0') {
 		atomic_store(&dispatcher.backpressure, false);
@@ -794,16 +794,15 @@ json_t *dispatcher_info(struct daemon *daemon)
 		(json_int_t)atomic_load(&dispatcher.last_batch_ms), "backlog",
 		(json_int_t)metrics_get(METRIC_dispatcher_backlog), "backpressure",
 		atomic_load(&dispatcher.backpressure));
-	if (dispatcher.daemon != NULL && dispatcher.daemon->config.dispatcher_backpressure_queue_depth > 0) {
+	long depth_bound = dispatcher.daemon != NULL ? dispatcher.daemon->config.dispatcher_backpressure_queue_depth : 0;
+	long age_bound = dispatcher.daemon != NULL ? dispatcher.daemon->config.dispatcher_backpressure_queue_age_ms : 0;
+	if (depth_bound > 0 || age_bound > 0)
 		json_object_set_new(info, "queue_depth", json_integer(atomic_load(&dispatcher.queue_depth)));
-		json_object_set_new(info, "backpressure_queue_depth",
-				    json_integer(dispatcher.daemon->config.dispatcher_backpressure_queue_depth));
-	}
-	if (dispatcher.daemon != NULL && dispatcher.daemon->config.dispatcher_backpressure_queue_age_ms > 0) {
-		json_object_set_new(info, "queue_depth", json_integer(atomic_load(&dispatcher.queue_depth)));
+	if (depth_bound > 0)
+		json_object_set_new(info, "backpressure_queue_depth", json_integer(depth_bound));
+	if (age_bound > 0) {
 		json_object_set_new(info, "queue_oldest_age_ms", json_integer(atomic_load(&dispatcher.queue_age_ms)));
-		json_object_set_new(info, "backpressure_queue_age_ms",
-				    json_integer(dispatcher.daemon->config.dispatcher_backpressure_queue_age_ms));
+		json_object_set_new(info, "backpressure_queue_age_ms", json_integer(age_bound));
 	}
 	pthread_mutex_lock(&dispatcher.info_lock);
 	if (dispatcher.last_error[0] != '\0')

@@ -77,8 +77,7 @@ static int add_call(struct celery_follow_ups *ups, const struct celery_task *tas
 		uuid_unparse_lower(id, fresh_id);
 		task_id = fresh_id;
 	}
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, delivery_tag);
+	celery_new_delivery_tag(delivery_tag);
 	const char *queue = json_string_value(json_object_get(options, "queue"));
 	if (queue == NULL)
 		queue = json_string_value(json_object_get(options, "routing_key"));

@@ -27,6 +27,19 @@ int log_level_parse(const char *name)
 void log_set_level(enum log_level level) { minimum_level = level; }
 void log_set_fd(int fd) { log_fd = fd; }
 
+static void write_fully(const char *text, size_t length)
+{
+	while (length > 0) {
+		ssize_t written = write(log_fd, text, length);
+		if (written < 0 && errno == EINTR)
+			continue;
+		if (written <= 0)
+			return; /* a log that cannot be written is not worth stopping for */
+		text += written;
+		length -= (size_t)written;
+	}
+}
+
 void log_event(enum log_level level, const char *event, json_t *fields)
 {
 	if (level < minimum_level) {
@@ -53,8 +66,7 @@ void log_event(enum log_level level, const char *event, json_t *fields)
 	if (with_newline != NULL) {
 		memcpy(with_newline, text, length);
 		with_newline[length] = '\n';
-		ssize_t ignored = write(log_fd, with_newline, length + 1);
-		(void)ignored;
+		write_fully(with_newline, length + 1);
 		free(with_newline);
 	}
 	free(text);
@@ -84,19 +96,6 @@ void log_line_open(struct text_buffer *lines, enum log_level level, const char *
 }
 
 void log_line_close(struct text_buffer *lines) { text_buffer_puts(lines, "}\n"); }
-
-static void write_fully(const char *text, size_t length)
-{
-	while (length > 0) {
-		ssize_t written = write(log_fd, text, length);
-		if (written < 0 && errno == EINTR)
-			continue;
-		if (written <= 0)
-			return; /* a log that cannot be written is not worth stopping for */
-		text += written;
-		length -= (size_t)written;
-	}
-}
 
 void log_write_lines(const struct text_buffer *lines)
 {

@@ -927,6 +927,9 @@ START_TEST(test_chain_sends_its_next_task_with_the_result_and_the_rest)
 	ck_assert_str_eq(header_of(&next, "root_id"), "r0");
 	ck_assert_str_eq(header_of(&next, "parent_id"), "t1");
 	ck_assert_str_eq(next.routing_key, "python");
+	/* Its delivery tag says when it was sent, as every task sigtrig sends does. */
+	int64_t sent_ms = 0;
+	ck_assert_msg(celery_delivery_tag_sent_ms(next.delivery_tag, &sent_ms), "%s", next.delivery_tag);
 	/* The result first, then the signature's own args. */
 	ck_assert_uint_eq(json_array_size(next.args), 2);
 	ck_assert(json_equal(json_array_get(next.args, 0), retval));

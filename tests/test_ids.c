@@ -100,7 +100,7 @@ START_TEST(test_the_time_is_read_back_from_a_time_ordered_id_and_from_no_other)
 	ck_assert(!ids_time_ordered_uuid_ms(random, &ms));
 	ck_assert(!ids_time_ordered_uuid_ms("017f22e2-79b0-7cc3-18c4-dc0c0c07398f", &ms)); /* not the RFC variant */
 	ck_assert(!ids_time_ordered_uuid_ms("017f22e2-79b0-7cc3-98c4-dc0c0c07398", &ms));
-	ck_assert(!ids_time_ordered_uuid_ms("not a uuid at all, but 36 long....", &ms));
+	ck_assert(!ids_time_ordered_uuid_ms("not a uuid at all, but 36 long......", &ms));
 	ck_assert(!ids_time_ordered_uuid_ms(NULL, &ms));
 }
 END_TEST

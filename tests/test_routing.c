@@ -256,7 +256,8 @@ static json_t *wait_for_log_line(const char *event, const char *signal_id)
 		FILE *log = fopen(path, "r");
 		char line[8192];
 		while (log != NULL && fgets(line, sizeof line, log) != NULL) {
-			if (strstr(line, event) == NULL || strstr(line, signal_id) == NULL)
+			/* A line still being written (no newline yet) is read again on the next pass. */
+			if (strchr(line, '\n') == NULL || strstr(line, event) == NULL || strstr(line, signal_id) == NULL)
 				continue;
 			json_t *parsed = json_loads(line, 0, NULL);
 			ck_assert_msg(parsed != NULL, "not a JSON line: %s", line);
