@@ -4,14 +4,14 @@
  *   loadgen seed -c FILE [--pipelines N] [--tickers N]
  *   loadgen run -c FILE --socket PATH --dispatcher-pid PID [--postgres-pid PID]
  *               [--watch NAME=PID]... [--rates LIST] [--duration S] [--warmup S]
- *               [--backlog N] [--settle-timeout S]
+ *               [--backlog N] [--settle-timeout S] [--run-ms MS]
  *
  * 'seed' writes one user with ample credits and N active signal pipelines,
  * pipeline i watching ticker i mod T, straight into PostgreSQL. 'run'
  * publishes signals to Kafka at each rate in turn (signals/s, or "max":
  * as fast as the dispatcher takes them), drains the Celery tasks the
- * dispatcher pushes to Redis as a worker fleet would (loadgen_drain.c),
- * and prints what the dispatcher achieved at each rate.
+ * dispatcher pushes to Redis as a worker fleet would (loadgen_drain.c;
+ * each run taking --run-ms, 0 by default), and prints what the dispatcher achieved at each rate.
  *
  * Latency is measured per signal, not read off the daemon's histogram
  * buckets: a signal's timestamp is the moment it was handed to the Kafka
@@ -279,6 +279,7 @@ struct run_options {
 	size_t rate_count;
 	double duration, warmup, settle_timeout;
 	long backlog;
+	long run_ms; /* how long each run takes the drain's stand-in workers */
 	struct watched_process watched[WATCH_MAX]; /* [0] the dispatcher, [1] PostgreSQL when given */
 	size_t watched_count;
 	bool postgres_watched;
@@ -816,7 +817,7 @@ static int parse_run_options(int argc, char **argv, struct run_options *options)
 		{ "config", required_argument, NULL, 'c' },   { "socket", required_argument, NULL, 's' },
 		{ "rates", required_argument, NULL, 'r' },    { "duration", required_argument, NULL, 'd' },
 		{ "warmup", required_argument, NULL, 'w' },   { "backlog", required_argument, NULL, 'b' },
-		{ "settle-timeout", required_argument, NULL, 'T' },
+		{ "settle-timeout", required_argument, NULL, 'T' }, { "run-ms", required_argument, NULL, 'R' },
 		{ "dispatcher-pid", required_argument, NULL, 'D' },
 		{ "postgres-pid", required_argument, NULL, 'P' }, { "watch", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 }
@@ -842,6 +843,7 @@ static int parse_run_options(int argc, char **argv, struct run_options *options)
 		case 'w': options->warmup = atof(optarg); break;
 		case 'b': options->backlog = atol(optarg); break;
 		case 'T': options->settle_timeout = atof(optarg); break;
+		case 'R': options->run_ms = atol(optarg); break;
 		case 'D': dispatcher_pid = optarg; break;
 		case 'P': postgres_pid = optarg; break;
 		case 'W':
@@ -856,6 +858,8 @@ static int parse_run_options(int argc, char **argv, struct run_options *options)
 		return fail("run", "--socket PATH and --dispatcher-pid PID are required");
 	if (options->duration <= 0 || options->backlog < 1 || options->warmup < 0 || options->settle_timeout <= 0)
 		return fail("run", "--duration, --backlog and --settle-timeout must be positive");
+	if (options->run_ms < 0 || options->run_ms > 3600000)
+		return fail("run", "--run-ms must be 0 to 3600000");
 	if (add_watched(options, "sigtrigd", dispatcher_pid) != 0 ||
 	    (postgres_pid != NULL && add_watched(options, "postgres", postgres_pid) != 0))
 		return 2;
@@ -894,7 +898,7 @@ static int command_run(int argc, char **argv)
 	if (run.offsets_reader == NULL)
 		return fail("run", "kafka: %s", err);
 	if (drain_start(&run.drain, &run.ledger, run.config.redis_url, run.config.redis_queue,
-			run.config.postgres_url, err, sizeof err) != 0)
+			run.config.postgres_url, (int64_t)options.run_ms * 1000, err, sizeof err) != 0)
 		return fail("run", "%s", err);
 	fprintf(stderr, "loadgen: %ld pipelines over %zu tickers; waiting for the dispatcher\n", run.pipeline_count,
 		run.ticker_count);
@@ -965,6 +969,6 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: loadgen seed -c FILE [--pipelines N] [--tickers N]\n"
 			"       loadgen run -c FILE --socket PATH --dispatcher-pid PID [--postgres-pid PID]\n"
 			"                   [--watch NAME=PID]... [--rates LIST] [--duration S] [--warmup S]\n"
-			"                   [--backlog N] [--settle-timeout S]\n");
+			"                   [--backlog N] [--settle-timeout S] [--run-ms MS]\n");
 	return 2;
 }

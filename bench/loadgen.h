@@ -76,6 +76,7 @@ struct drain {
 	redisContext *redis; /* the popper's connection, without a command timeout (BRPOP) */
 	PGconn *db;          /* the finisher's own connection */
 	pid_t db_backend_pid; /* its server process, so its CPU is not billed to the dispatcher */
+	int64_t run_us;      /* how long a run takes: its execution is finished that long after its pop */
 	pthread_t popper, finisher;
 	atomic_bool stopping;
 	pthread_mutex_t inbox_lock;
@@ -94,7 +95,7 @@ struct drain {
 
 /* Connects (Redis, PostgreSQL) and starts both threads. 0, or -1 with err. */
 int drain_start(struct drain *drain, struct signal_ledger *ledger, const char *redis_url, const char *queue,
-		const char *postgres_url, char *err, size_t errsize);
+		const char *postgres_url, int64_t run_us, char *err, size_t errsize);
 /* Whether everything popped has been decoded and its executions finished. */
 bool drain_is_idle(struct drain *drain);
 void drain_stop(struct drain *drain);

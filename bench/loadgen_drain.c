@@ -2,8 +2,10 @@
  * The worker stand-in: takes the dispatcher's Celery tasks off the Redis
  * list as soon as they land, and finishes their executions so that the
  * pipelines can be claimed again. It runs no agents: the benchmark
- * measures the dispatcher, and a worker's run time would only decide how
- * many signals find their pipeline busy.
+ * measures the dispatcher. A run's time (--run-ms) decides only how
+ * many signals find their pipeline busy: each execution is finished that
+ * long after its task was popped, as by a fleet with a worker free for
+ * every task; 0 finishes it at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +282,7 @@ static bool drain_record_task(struct drain *drain, const struct popped_task *tas
 struct unfinished_execution {
 	char id[CELERY_ID_SIZE];
 	int attempts;
+	int64_t due_us; /* when its run is over: its pop plus the run's time */
 };
 
 /*
@@ -337,14 +340,19 @@ static void drain_finish_chunk(struct drain *drain, struct unfinished_execution 
 }
 
 /*
- * Finishes what it can of `*count` executions and keeps the rest, in
- * order, for the next pass; an execution still not finished after many
- * passes (some 10 s) is given up and counted as a failure.
+ * Finishes what it can of the `*count` executions whose run is over and
+ * keeps the rest, in order, for the next pass; an execution still not
+ * finished after many passes (some 10 s) is given up and counted as a
+ * failure. Every run takes the same time, so those over come first.
  */
 static void drain_finish_executions(struct drain *drain, struct unfinished_execution *executions, size_t *count)
 {
-	for (size_t start = 0; start < *count; start += FINISH_CHUNK) {
-		size_t chunk = *count - start;
+	int64_t now = wall_clock_us();
+	size_t due = 0;
+	while (due < *count && executions[due].due_us <= now)
+		due++;
+	for (size_t start = 0; start < due; start += FINISH_CHUNK) {
+		size_t chunk = due - start;
 		if (chunk > FINISH_CHUNK)
 			chunk = FINISH_CHUNK;
 		drain_finish_chunk(drain, executions + start, chunk);
@@ -353,7 +361,7 @@ static void drain_finish_executions(struct drain *drain, struct unfinished_execu
 	for (size_t i = 0; i < *count; i++) {
 		if (executions[i].id[0] == '\0')
 			continue;
-		if (++executions[i].attempts >= 100) {
+		if (i < due && ++executions[i].attempts >= 100) {
 			atomic_fetch_add(&drain->finish_failures, 1);
 			continue;
 		}
@@ -409,8 +417,10 @@ static void *finisher_main(void *argument)
 		}
 		for (size_t i = 0; i < count; i++) {
 			if (unfinished_count < unfinished_capacity &&
-			    drain_record_task(drain, &tasks[i], unfinished[unfinished_count].id))
-				unfinished[unfinished_count++].attempts = 0;
+			    drain_record_task(drain, &tasks[i], unfinished[unfinished_count].id)) {
+				unfinished[unfinished_count].attempts = 0;
+				unfinished[unfinished_count++].due_us = tasks[i].popped_us + drain->run_us;
+			}
 			free(tasks[i].text);
 		}
 		spare = tasks;
@@ -425,9 +435,10 @@ static void *finisher_main(void *argument)
 }
 
 int drain_start(struct drain *drain, struct signal_ledger *ledger, const char *redis_url, const char *queue,
-		const char *postgres_url, char *err, size_t errsize)
+		const char *postgres_url, int64_t run_us, char *err, size_t errsize)
 {
 	memset(drain, 0, sizeof *drain);
+	drain->run_us = run_us;
 	pthread_mutex_init(&drain->inbox_lock, NULL);
 	pthread_cond_init(&drain->inbox_ready, NULL);
 	drain->ledger = ledger;

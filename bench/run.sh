@@ -13,6 +13,8 @@
 #   BENCH_TICKERS     tickers they watch, two pipelines each by default (5000)
 #   BENCH_BACKLOG     most signals sent and not yet decided; a rate the dispatcher cannot
 #                     keep up with is held back to it (20000)
+#   BENCH_RUN_MS      how long each run takes the drain's stand-in workers: its execution
+#                     is finished that long after its task was popped (0: at once)
 #   BENCH_CONF        extra sigtrig.conf lines for the dispatcher, e.g.
 #                     "dispatcher.batch_max_wait_ms = 5" (none: sigtrigd's defaults)
 #   BENCH_SQL         SQL run in the stack's database after seeding, for experiments
@@ -26,6 +28,7 @@ duration=${BENCH_DURATION:-20}
 pipelines=${BENCH_PIPELINES:-10000}
 tickers=${BENCH_TICKERS:-5000}
 backlog=${BENCH_BACKLOG:-20000}
+run_ms=${BENCH_RUN_MS:-0}
 
 for program in sigtrig sigtrigd sigtrig-mockbroker bench/loadgen; do
 	if [ ! -x "$build/$program" ]; then
@@ -106,7 +109,7 @@ done
 "$build/bench/loadgen" run -c "$conf" --socket "$socket" --dispatcher-pid "$dispatcher_pid" \
 	--postgres-pid "$(cat "$dir/run/postgres.pid")" --watch "kafka=$(cat "$dir/run/kafka.pid")" \
 	--watch "redis=$(cat "$dir/run/redis.pid")" --rates "$rates" --duration "$duration" \
-	--backlog "$backlog" >"$dir/results.md" || fail "loadgen run failed"
+	--backlog "$backlog" --run-ms "$run_ms" >"$dir/results.md" || fail "loadgen run failed"
 kill -0 "$dispatcher_pid" 2>/dev/null || fail "the dispatcher died during the run"
 
 # Every batching key this sigtrigd knows, as it reads them (the file's, else the default).
@@ -136,7 +139,7 @@ cat <<EOF
 
 - machine: $(nproc) CPUs ($cpu_model), $memory, Debian $(cat /etc/debian_version 2>/dev/null || echo '?'), Linux $(uname -r)
 - stack: sigtrig-mockbroker (librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '?') mock cluster), $(redis-server --version | cut -d' ' -f1-3), PostgreSQL ${postgres_version:-?}, all on this machine
-- load: $pipelines signal pipelines over $tickers tickers; one ticker per signal, drawn at random; ${duration} s per rate
+- load: $pipelines signal pipelines over $tickers tickers; one ticker per signal, drawn at random; ${duration} s per rate; each run takes ${run_ms} ms
 - dispatcher: sigtrigd --roles dispatcher; $settings$experiment
 EOF
 cat "$dir/results.md"

@@ -77,43 +77,71 @@ PGconn *dispatcher_db(char *err, size_t errsize)
 				  execution_store_prepare_decide, err, errsize);
 }
 
+/* Connects the listening connection, once a second at most while it fails. */
+static void listen_connect(void)
+{
+	int64_t now = time_monotonic_ms();
+	if (now - dispatcher.listen_attempt_ms < 1000)
+		return;
+	dispatcher.listen_attempt_ms = now;
+	char err[512];
+	dispatcher.listen_db = db_connect(dispatcher.daemon->config.postgres_url, err, sizeof err);
+	if (dispatcher.listen_db == NULL)
+		return;
+	static const char *const channels[] = { "LISTEN sigtrig_pipelines", "LISTEN " LIVE_RUNS_CHANNEL };
+	for (size_t i = 0; i < sizeof channels / sizeof channels[0]; i++) {
+		PGresult *listen = db_query(dispatcher.listen_db, channels[i], 0, NULL, err, sizeof err);
+		if (listen == NULL) {
+			log_msg(LOG_WARN, "dispatcher_listen_failed", "%s", err);
+			PQfinish(dispatcher.listen_db);
+			dispatcher.listen_db = NULL;
+			return;
+		}
+		PQclear(listen);
+	}
+	/* What it missed before it listened: the pipelines are reloaded, and no run is remembered. */
+	dispatcher.pipelines_change_heard = true;
+	if (dispatcher.live_runs != NULL)
+		live_runs_forget_all(dispatcher.live_runs);
+}
+
 /*
- * Whether PostgreSQL announced a pipeline change since the last look. The
- * notifications come on a connection of their own that does nothing but
- * LISTEN, so no claim or reload can replace it unnoticed. A broken or new
- * listening connection counts as a change: what it missed is reloaded.
+ * The notifications come on a connection of their own that does nothing
+ * but LISTEN, so no claim or reload can replace it unnoticed. A broken
+ * or new listening connection counts as a change: what it missed is
+ * reloaded, and the memory of live runs is dropped.
  */
-static bool pipelines_changed(void)
+bool dispatcher_hear_notifications(void)
 {
 	if (dispatcher.listen_db != NULL &&
 	    (PQstatus(dispatcher.listen_db) != CONNECTION_OK || PQconsumeInput(dispatcher.listen_db) == 0)) {
 		PQfinish(dispatcher.listen_db);
 		dispatcher.listen_db = NULL;
+		if (dispatcher.live_runs != NULL)
+			live_runs_forget_all(dispatcher.live_runs);
 	}
 	if (dispatcher.listen_db == NULL) {
-		int64_t now = time_monotonic_ms();
-		if (now - dispatcher.listen_attempt_ms < 1000)
-			return false;
-		dispatcher.listen_attempt_ms = now;
-		char err[512];
-		dispatcher.listen_db = db_connect(dispatcher.daemon->config.postgres_url, err, sizeof err);
-		if (dispatcher.listen_db == NULL)
-			return false;
-		PGresult *listen = db_query(dispatcher.listen_db, "LISTEN sigtrig_pipelines", 0, NULL, err, sizeof err);
-		if (listen == NULL) {
-			PQfinish(dispatcher.listen_db);
-			dispatcher.listen_db = NULL;
-			return false;
-		}
-		PQclear(listen);
-		return true;
+		listen_connect();
+		return false;
 	}
-	bool changed = false;
 	PGnotify *notice;
 	while ((notice = PQnotifies(dispatcher.listen_db)) != NULL) {
-		changed = true;
+		if (strcmp(notice->relname, LIVE_RUNS_CHANNEL) != 0)
+			dispatcher.pipelines_change_heard = true;
+		else if (dispatcher.live_runs != NULL && !live_runs_note_notification(dispatcher.live_runs, notice->extra))
+			log_msg(LOG_WARN, "live_runs_notification_unreadable",
+				"'%.80s' on " LIVE_RUNS_CHANNEL ": every run forgotten", notice->extra);
 		PQfreemem(notice);
 	}
+	return dispatcher.live_runs != NULL;
+}
+
+/* Whether PostgreSQL announced a pipeline change since the last look. */
+static bool pipelines_changed(void)
+{
+	dispatcher_hear_notifications();
+	bool changed = dispatcher.pipelines_change_heard;
+	dispatcher.pipelines_change_heard = false;
 	return changed;
 }
 
@@ -458,6 +486,20 @@ static void dispatcher_flush_outbox_records(int64_t now)
 	free(ids);
 }
 
+/* Drops what the memory of live runs no longer needs, keeping what the rounds in flight may note against. */
+static void dispatcher_prune_live_runs(int64_t now)
+{
+	if (dispatcher.live_runs == NULL)
+		return;
+	uint64_t oldest = live_runs_sequence(dispatcher.live_runs);
+	const struct dispatcher_round *rounds[] = { &dispatcher.round, &dispatcher.next_round };
+	for (size_t i = 0; i < 2; i++)
+		if (rounds[i]->phase != ROUND_NONE && rounds[i]->live_memory && rounds[i]->live_sequence < oldest)
+			oldest = rounds[i]->live_sequence;
+	live_runs_prune(dispatcher.live_runs, oldest, now);
+	metrics_set(METRIC_dispatcher_live_runs_known, (int64_t)live_runs_count(dispatcher.live_runs, now));
+}
+
 static void dispatcher_housekeeping(int64_t now)
 {
 	if (now < dispatcher.next_housekeeping_ms)
@@ -468,6 +510,7 @@ static void dispatcher_housekeeping(int64_t now)
 	metrics_set(METRIC_dispatcher_backlog, (int64_t)dispatcher.ledger_count);
 	dispatcher_measure_lag();
 	dispatcher_check_backpressure();
+	dispatcher_prune_live_runs(now);
 	dispatcher_flush_outbox_records(now);
 	long backlog = dispatcher.daemon->config.dispatcher_backlog_max_signals;
 	if (dispatcher.ledger_count >= (size_t)backlog)
@@ -720,8 +763,15 @@ int dispatcher_start(struct daemon *daemon, char *err, size_t errsize)
 	char wakeup_err[256];
 	if (kafka_wakeup_open(dispatcher.consumer, &dispatcher.wakeup, wakeup_err, sizeof wakeup_err) != 0)
 		log_msg(LOG_WARN, "dispatcher_wakeup_unavailable", "%s", wakeup_err);
+	/* Optional: without it every match asks PostgreSQL, as with dispatcher.live_run_memory_ms = 0. */
+	dispatcher.live_runs = NULL;
+	if (daemon->config.dispatcher_live_run_memory_ms > 0 &&
+	    (dispatcher.live_runs = live_runs_new(daemon->config.dispatcher_live_run_memory_ms)) == NULL)
+		log_msg(LOG_WARN, "dispatcher_live_runs_unavailable", "out of memory: every match asks PostgreSQL");
 	if (pthread_create(&dispatcher.thread, NULL, dispatcher_loop, NULL) != 0) {
 		snprintf(err, errsize, "cannot start the dispatcher thread");
+		live_runs_free(dispatcher.live_runs);
+		dispatcher.live_runs = NULL;
 		cache_loader_stop();
 		kafka_wakeup_close(&dispatcher.wakeup);
 		rd_kafka_destroy(dispatcher.consumer);
@@ -769,6 +819,8 @@ void dispatcher_stop(struct daemon *daemon)
 	dispatcher.limiter = NULL;
 	pipeline_index_free(dispatcher.index);
 	dispatcher.index = NULL;
+	live_runs_free(dispatcher.live_runs);
+	dispatcher.live_runs = NULL;
 	if (dispatcher.db != NULL)
 		PQfinish(dispatcher.db);
 	if (dispatcher.listen_db != NULL)

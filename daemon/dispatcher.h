@@ -29,6 +29,7 @@
 #include "daemon.h"
 #include "execution_store.h"
 #include "kafka.h"
+#include "live_runs.h"
 #include "pipeline_index.h"
 #include "rate_limit.h"
 #include "signal.h"
@@ -78,6 +79,9 @@ struct dispatcher_round {
 	int64_t first_ms;             /* monotonic ms of its oldest message's arrival */
 	int64_t letters_sent_ms;      /* when its dead letters were (last) sent */
 	int64_t sent_ms;              /* monotonic ms its decide statement was sent */
+	bool live_memory;             /* its claims were checked against dispatcher.live_runs */
+	uint64_t live_sequence;       /* live_runs_sequence() when they were: what its answer may note */
+	size_t skipped_from_memory;   /* pipelines (claim keys) skipped as already running from that memory */
 };
 
 struct dispatcher_state {
@@ -91,7 +95,9 @@ struct dispatcher_state {
 	redisContext *redis;
 	struct pipeline_index *index;
 	atomic_llong index_loaded_ms; /* monotonic time of the last successful load; 0 never */
-	PGconn *listen_db;          /* LISTENs on sigtrig_pipelines, nothing else */
+	PGconn *listen_db;          /* LISTENs on sigtrig_pipelines and sigtrig_runs_ended, nothing else */
+	bool pipelines_change_heard; /* a sigtrig_pipelines notification (or a new connection) not acted on */
+	struct live_runs *live_runs; /* the runs known live; NULL with dispatcher.live_run_memory_ms 0 */
 	int64_t listen_attempt_ms;
 	bool refresh_failed;        /* the last load failed */
 	int64_t refresh_attempt_ms;
@@ -135,6 +141,13 @@ extern struct dispatcher_state dispatcher;
 /* Logs an outage when it starts or changes (not on every retry) and keeps it for status. */
 void dispatcher_note_error(const char *event, const char *message);
 void dispatcher_clear_error(void);
+/*
+ * Reads what the listening connection has heard ((re)connecting it when
+ * due): pipeline changes are kept for the cache, ends of runs are applied
+ * to dispatcher.live_runs at once. Returns whether the memory of live
+ * runs may be used now: only while that connection listens.
+ */
+bool dispatcher_hear_notifications(void);
 /* The working PostgreSQL connection, (re)connected on demand; NULL with err filled. */
 PGconn *dispatcher_db(char *err, size_t errsize);
 

@@ -153,12 +153,35 @@ static void claim_init(struct execution_claim *claim, const struct pipeline *pip
 }
 
 /*
+ * Whether the claim key has a run the dispatcher knows to be live
+ * (src/live_runs.h): then its signals are skipped as already running
+ * here, and no claim of it is sent to PostgreSQL.
+ */
+static bool round_skip_known_live(struct dispatcher_round *round, const struct pipeline *pipeline,
+				  const char *claim_key, const json_t *signal_ids, json_t *tickers, int64_t now)
+{
+	if (!round->live_memory || !live_runs_known(dispatcher.live_runs, pipeline->id, claim_key, now))
+		return false;
+	size_t index;
+	json_t *id;
+	json_array_foreach(signal_ids, index, id)
+		json_array_append_new(round->skips, json_pack("{s:O, s:s, s:s, s:O}", "signal_id", id, "pipeline_id",
+							      pipeline->id, "reason",
+							      skip_reason_name(SKIP_already_running), "tickers",
+							      tickers));
+	round->skipped_from_memory++;
+	return true;
+}
+
+/*
  * A claim per matched pipeline, or per matched ticker of a pipeline whose
  * claim_scope is "ticker" (with the signals of that ticker alone). Signals
- * a pipeline's filters kept out become skips. Returns 0, or -1 out of memory.
+ * a pipeline's filters kept out become skips, and so do those of a claim
+ * key known to be live. Returns 0, or -1 out of memory.
  */
 static int round_build_claims(struct dispatcher_round *round)
 {
+	int64_t now = time_monotonic_ms();
 	size_t capacity = 0;
 	for (long i = 0; i < round->match_count; i++)
 		capacity += round->matches[i].pipeline->claim_scope == PIPELINE_CLAIM_TICKER
@@ -180,6 +203,8 @@ static int round_build_claims(struct dispatcher_round *round)
 		if (json_array_size(match->signal_ids) == 0)
 			continue;
 		if (match->pipeline->claim_scope != PIPELINE_CLAIM_TICKER) {
+			if (round_skip_known_live(round, match->pipeline, "", match->signal_ids, match->tickers, now))
+				continue;
 			round->claim_pipelines[round->claim_count] = match->pipeline;
 			claim_init(&round->claims[round->claim_count++], match->pipeline,
 				   json_incref(match->signal_ids), json_incref(match->tickers), NULL);
@@ -193,8 +218,13 @@ static int round_build_claims(struct dispatcher_round *round)
 			json_array_foreach(match->signal_ids, k, id)
 				if (signal_names_ticker(round_signal(round, json_string_value(id)), ticker))
 					json_array_append(ids, id);
-			round->claim_pipelines[round->claim_count] = match->pipeline;
 			json_t *tickers = json_pack("[s]", ticker);
+			if (round_skip_known_live(round, match->pipeline, ticker, ids, tickers, now)) {
+				json_decref(ids);
+				json_decref(tickers);
+				continue;
+			}
+			round->claim_pipelines[round->claim_count] = match->pipeline;
 			claim_init(&round->claims[round->claim_count++], match->pipeline, ids, tickers,
 				   json_string_value(json_array_get(tickers, 0)));
 		}
@@ -260,6 +290,10 @@ int dispatcher_round_start(struct dispatcher_round *round, size_t first_entry, s
 	round->phase = ROUND_DECIDED;
 	if (round->signals == 0)
 		return 0; /* only messages that are not signals: nothing to decide */
+	/* What ended meanwhile is heard first: the memory of live runs is as fresh as it can be. */
+	round->live_memory = dispatcher_hear_notifications();
+	if (round->live_memory)
+		round->live_sequence = live_runs_sequence(dispatcher.live_runs);
 	/* Rate-limited signals are decided already: only the others are matched (shallow copies). */
 	struct signal *admitted = calloc(round->signals, sizeof *admitted);
 	size_t admitted_count = 0;
@@ -300,6 +334,25 @@ int dispatcher_round_start(struct dispatcher_round *round, size_t first_entry, s
 	return 0;
 }
 
+/*
+ * What the answer says is live: each claim made, and each refused because
+ * a run of its key is live. Not what ended since the statement was sent:
+ * live_runs_note_live() checks that against the round's sequence.
+ */
+static void round_remember_live_runs(const struct dispatcher_round *round)
+{
+	if (!round->live_memory)
+		return;
+	int64_t now = time_monotonic_ms();
+	const char *already_running = skip_reason_name(SKIP_already_running);
+	for (size_t i = 0; i < round->claim_count; i++) {
+		const struct execution_claim *claim = &round->claims[i];
+		if (claim->claimed || strcmp(claim->reason, already_running) == 0)
+			live_runs_note_live(dispatcher.live_runs, claim->pipeline_id,
+					    claim->claim_key != NULL ? claim->claim_key : "", round->live_sequence, now);
+	}
+}
+
 /* The decision has come: the outbox records that rode along are written. */
 static int round_read_decision(struct dispatcher_round *round, char *err, size_t errsize)
 {
@@ -310,6 +363,7 @@ static int round_read_decision(struct dispatcher_round *round, char *err, size_t
 	for (size_t i = 0; i < round->records_sent; i++)
 		json_array_remove(dispatcher.unmarked, 0);
 	round->records_sent = 0;
+	round_remember_live_runs(round);
 	return 0;
 }
 
@@ -406,12 +460,17 @@ static void round_report(const struct dispatcher_round *round)
 	json_array_foreach(round->skips, index, skip) {
 		const char *why = json_string_value(json_object_get(skip, "reason"));
 		enum skip_reason reason;
-		if (skip_reason_from_name(why, &reason))
+		/* Those skipped from the memory of live runs are counted per pipeline below, as claims are. */
+		if (skip_reason_from_name(why, &reason) && reason != SKIP_already_running)
 			metrics_skip(reason, 1);
 		if (tracing)
 			trace_emit("skipped", json_string_value(json_object_get(skip, "signal_id")),
-				   json_pack("{s:s, s:O}", "reason", why, "tickers", json_object_get(skip, "tickers")));
+				   json_pack("{s:s, s:O, s:O}", "reason", why, "pipeline_id",
+					     json_object_get(skip, "pipeline_id"), "tickers",
+					     json_object_get(skip, "tickers")));
 	}
+	metrics_skip(SKIP_already_running, (int64_t)round->skipped_from_memory);
+	metrics_add(METRIC_pipelines_skipped_from_memory_total, (int64_t)round->skipped_from_memory);
 	metrics_add(METRIC_pipelines_matched_total, round->match_count > 0 ? round->match_count : 0);
 	metrics_add(METRIC_pipelines_enqueued_total, enqueued);
 	metrics_add(METRIC_pipelines_replayed_total, replayed);

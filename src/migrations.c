@@ -192,6 +192,28 @@ static const struct migration migrations[] = {
 	  "CREATE TABLE dispatch_rounds_pushed ("
 	  "  round_id uuid PRIMARY KEY,"
 	  "  pushed_at timestamptz NOT NULL DEFAULT now());" },
+	{ 9, "the end of every live run announced to the dispatchers",
+	  /* A dispatcher remembers the runs it found live and skips their
+	   * pipelines' signals without asking (src/live_runs.h): it must hear
+	   * of every end, whoever ends the run (worker, reaper, a person with
+	   * psql). The payload is "<pipeline id> <claim key>"; a TRUNCATE
+	   * says "*". Row triggers with a WHEN clause cost nothing to the
+	   * updates that end no run (lease renewals, starts). */
+	  "CREATE FUNCTION sigtrig_notify_run_ended() RETURNS trigger LANGUAGE plpgsql AS $$"
+	  " BEGIN PERFORM pg_notify('sigtrig_runs_ended', OLD.pipeline_id::text || ' ' || OLD.claim_key);"
+	  " RETURN NULL; END $$;"
+	  "CREATE TRIGGER executions_run_ended AFTER UPDATE OF status, pipeline_id, claim_key ON executions"
+	  "  FOR EACH ROW WHEN (OLD.status IN ('PENDING', 'RUNNING', 'HOLDING')"
+	  "    AND (NEW.status NOT IN ('PENDING', 'RUNNING', 'HOLDING')"
+	  "         OR NEW.pipeline_id <> OLD.pipeline_id OR NEW.claim_key <> OLD.claim_key))"
+	  "  EXECUTE FUNCTION sigtrig_notify_run_ended();"
+	  "CREATE TRIGGER executions_run_deleted AFTER DELETE ON executions"
+	  "  FOR EACH ROW WHEN (OLD.status IN ('PENDING', 'RUNNING', 'HOLDING'))"
+	  "  EXECUTE FUNCTION sigtrig_notify_run_ended();"
+	  "CREATE FUNCTION sigtrig_notify_runs_truncated() RETURNS trigger LANGUAGE plpgsql AS $$"
+	  " BEGIN PERFORM pg_notify('sigtrig_runs_ended', '*'); RETURN NULL; END $$;"
+	  "CREATE TRIGGER executions_truncated AFTER TRUNCATE ON executions"
+	  "  FOR EACH STATEMENT EXECUTE FUNCTION sigtrig_notify_runs_truncated();" },
 };
 
 const struct migration *migrations_list(size_t *count)

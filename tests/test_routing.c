@@ -422,6 +422,138 @@ START_TEST(test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reloa
 }
 END_TEST
 
+/* Runs SQL with one parameter on `db`, asserting that it worked. */
+static void execute(PGconn *db, const char *sql, const char *parameter)
+{
+	const char *values[] = { parameter };
+	PGresult *result = PQexecParams(db, sql, parameter != NULL ? 1 : 0, NULL, values, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(result) == PGRES_COMMAND_OK || PQresultStatus(result) == PGRES_TUPLES_OK,
+		      "%s: %s", sql, PQerrorMessage(db));
+	PQclear(result);
+}
+
+/* A run of the pipeline held live by hand, as a worker elsewhere (or an open order) would hold it. */
+static void hold_a_run(PGconn *db, const char *pipeline)
+{
+	execute(db,
+		"INSERT INTO executions (id, pipeline_id, status, started_at)"
+		" VALUES (gen_random_uuid(), $1, 'HOLDING', now())",
+		pipeline);
+}
+
+static void end_held_runs(PGconn *db, const char *pipeline)
+{
+	execute(db,
+		"UPDATE executions SET status = 'SUCCEEDED', finished_at = now()"
+		" WHERE pipeline_id = $1 AND status = 'HOLDING'",
+		pipeline);
+}
+
+/* Injects a signal for the ticker and waits for its decision record; returns the reason ("" when claimed). */
+static char *decide_one(PGconn *db, const char *ticker)
+{
+	char *signal_id = harness_inject_one(ticker);
+	ck_assert_msg(harness_wait_for_value("SELECT count(*) > 0 FROM signal_decisions WHERE signal_id = $1", signal_id,
+					     "t", ROUTING_TIMEOUT_MS),
+		      "no decision for %s", signal_id);
+	char *reason = harness_query_value(db, "SELECT coalesce(reason, '') FROM signal_decisions WHERE signal_id = $1",
+					   signal_id);
+	free(signal_id);
+	return reason;
+}
+
+/*
+ * The dispatcher remembers a run it found live and skips its pipeline's
+ * next signals without asking PostgreSQL, each still recorded as
+ * already_running; the run's end, whoever commits it, is heard at once.
+ */
+START_TEST(test_a_run_found_live_is_remembered_until_its_end_is_announced)
+{
+	char *pipeline = harness_add_pipeline("remembered", "MEMA");
+	PGconn *db = harness_db();
+	hold_a_run(db, pipeline);
+	/* The first signal asks PostgreSQL, which refuses: the run is remembered. */
+	json_int_t from_memory = counter("pipelines_skipped_from_memory_total");
+	char *reason = decide_one(db, "MEMA");
+	ck_assert_str_eq(reason, "already_running");
+	free(reason);
+	ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory);
+	/* The next ones are skipped from memory, and recorded all the same. */
+	for (int i = 1; i <= 2; i++) {
+		reason = decide_one(db, "MEMA");
+		ck_assert_str_eq(reason, "already_running");
+		free(reason);
+		ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory + i);
+	}
+	/* The gauge is set four times a second. */
+	ck_assert_int_ge(wait_for_counter_above("dispatcher_live_runs_known", 0), 1);
+	/* Ended by hand in SQL, as an operator might: the next signal starts a run at once. */
+	end_held_runs(db, pipeline);
+	reason = decide_one(db, "MEMA");
+	ck_assert_msg(strcmp(reason, "") == 0, "a signal after the run ended was skipped: %s", reason);
+	free(reason);
+	ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory + 2);
+	PQfinish(db);
+	free(pipeline);
+}
+END_TEST
+
+/*
+ * An end the dispatcher never hears of (the trigger disabled here, which
+ * nothing in sigtrig does) costs at most dispatcher.live_run_memory_ms of
+ * wrong skips: then PostgreSQL is asked again.
+ */
+START_TEST(test_a_remembered_run_is_asked_about_again_after_the_memory_limit)
+{
+	append_settings("dispatcher.live_run_memory_ms = 3000\n");
+	char *pipeline = harness_add_pipeline("forgotten", "MEMB");
+	PGconn *db = harness_db();
+	hold_a_run(db, pipeline);
+	char *reason = decide_one(db, "MEMB");
+	ck_assert_str_eq(reason, "already_running");
+	free(reason);
+	execute(db, "ALTER TABLE executions DISABLE TRIGGER executions_run_ended", NULL);
+	end_held_runs(db, pipeline);
+	execute(db, "ALTER TABLE executions ENABLE TRIGGER executions_run_ended", NULL);
+	int64_t ended_ms = time_monotonic_ms();
+	json_int_t from_memory = counter("pipelines_skipped_from_memory_total");
+	reason = decide_one(db, "MEMB");
+	/* Only when the dispatcher was slower than the limit would this be a claim: not on a working machine. */
+	if (time_monotonic_ms() - ended_ms < 2000) {
+		ck_assert_str_eq(reason, "already_running");
+		ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory + 1);
+	}
+	free(reason);
+	usleep(3100 * 1000);
+	reason = decide_one(db, "MEMB");
+	ck_assert_msg(strcmp(reason, "") == 0, "still skipped past the memory's limit: %s", reason);
+	free(reason);
+	PQfinish(db);
+	free(pipeline);
+}
+END_TEST
+
+/* With the memory off, every match asks PostgreSQL. */
+START_TEST(test_no_memory_of_live_runs_when_it_is_off)
+{
+	append_settings("dispatcher.live_run_memory_ms = 0\n");
+	char *pipeline = harness_add_pipeline("unremembered", "MEMC");
+	PGconn *db = harness_db();
+	hold_a_run(db, pipeline);
+	json_int_t from_memory = counter("pipelines_skipped_from_memory_total");
+	for (int i = 0; i < 3; i++) {
+		char *reason = decide_one(db, "MEMC");
+		ck_assert_str_eq(reason, "already_running");
+		free(reason);
+	}
+	ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory);
+	end_held_runs(db, pipeline);
+	PQfinish(db);
+	free(pipeline);
+	append_settings("dispatcher.live_run_memory_ms = 5000\n");
+}
+END_TEST
+
 /* The pid of the dispatcher's cache loader's backend, as pg_stat_activity names it; 0 when there is none. */
 static pid_t cache_loader_backend(PGconn *db)
 {
@@ -647,6 +779,9 @@ static Suite *routing_suite(void)
 	tcase_add_test(routing, test_pipeline_changes_reach_the_cache_by_notify_not_by_the_full_reload);
 	tcase_add_test(routing, test_a_stalled_cache_reload_does_not_stop_the_decisions);
 	tcase_add_test(routing, test_a_reload_waiting_on_a_lock_does_not_keep_the_daemon_from_stopping);
+	tcase_add_test(routing, test_a_run_found_live_is_remembered_until_its_end_is_announced);
+	tcase_add_test(routing, test_a_remembered_run_is_asked_about_again_after_the_memory_limit);
+	tcase_add_test(routing, test_no_memory_of_live_runs_when_it_is_off);
 	/* Last: they restart the daemon without workers. */
 	tcase_add_test(routing, test_backpressure_pauses_the_intake_until_the_queue_drains);
 	tcase_add_test(routing, test_backpressure_pauses_the_intake_while_the_oldest_task_is_too_old);
