@@ -79,8 +79,31 @@ static void log_claim_line(struct text_buffer *lines, const struct pipeline *pip
 	log_line_close(lines);
 }
 
-/* The round's signals as received, for the signals table; NULL out of memory. */
-static struct decided_signal *round_signal_records(const struct dispatcher_round *round, size_t *count)
+/* The round's skips, one JSON array (or NULL) per signal of the round, by its place; NULL out of memory. */
+static json_t **round_skips_by_signal(const struct dispatcher_round *round)
+{
+	json_t **grouped = calloc(round->signals > 0 ? round->signals : 1, sizeof *grouped);
+	size_t index;
+	json_t *skip;
+	json_array_foreach(grouped != NULL ? round->skips : NULL, index, skip) {
+		const json_t *place = json_object_get(round->signal_by_id,
+						      json_string_value(json_object_get(skip, "signal_id")));
+		if (place == NULL)
+			continue;
+		json_t **skips = &grouped[json_integer_value(place)];
+		if (*skips == NULL)
+			*skips = json_array();
+		json_array_append(*skips, skip);
+	}
+	return grouped;
+}
+
+/*
+ * The round's signals as received, each with its skips (`grouped`, from
+ * round_skips_by_signal()), for the signals table; NULL out of memory.
+ */
+static struct decided_signal *round_signal_records(const struct dispatcher_round *round, json_t *const *grouped,
+						   size_t *count)
 {
 	struct decided_signal *records = calloc(round->signals > 0 ? round->signals : 1, sizeof *records);
 	*count = 0;
@@ -90,9 +113,17 @@ static struct decided_signal *round_signal_records(const struct dispatcher_round
 		    (size_t)entry->signal >= round->first_signal + round->signals)
 			continue;
 		records[(*count)++] = (struct decided_signal){ &dispatcher.signals[entry->signal], entry->partition,
-							       entry->offset };
+							       entry->offset,
+							       grouped[(size_t)entry->signal - round->first_signal] };
 	}
 	return records;
+}
+
+static void skips_by_signal_free(json_t **grouped, size_t signals)
+{
+	for (size_t i = 0; grouped != NULL && i < signals; i++)
+		json_decref(grouped[i]);
+	free(grouped);
 }
 
 /*
@@ -312,16 +343,18 @@ int dispatcher_round_start(struct dispatcher_round *round, size_t first_entry, s
 	json_array_extend(round->skips, skips);
 	json_decref(skips);
 	size_t record_count;
-	struct decided_signal *records = round_signal_records(round, &record_count);
+	json_t **grouped = round_skips_by_signal(round);
+	struct decided_signal *records = grouped != NULL ? round_signal_records(round, grouped, &record_count) : NULL;
 	PGconn *db = records != NULL ? dispatcher_db(err, sizeof err) : NULL;
 	if (records == NULL)
 		snprintf(err, sizeof err, "out of memory recording the batch's signals");
 	metrics_add(METRIC_db_queries_total, 1);
 	int sent = db != NULL ? execution_store_decide_batch_send(db, records, record_count, round->claims,
-								  round->claim_count, round->skips, round->id,
-								  dispatcher.unmarked, err, sizeof err)
+								  round->claim_count, round->id, dispatcher.unmarked,
+								  err, sizeof err)
 			      : -1;
 	free(records);
+	skips_by_signal_free(grouped, round->signals);
 	if (sent != 0) {
 		atomic_store(&dispatcher.postgres_ok, false);
 		round_fail(round, "dispatcher_claim_failed", err);

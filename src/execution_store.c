@@ -21,12 +21,13 @@
  * running it for a small round.
  */
 #define DECIDE_STATEMENT "sigtrig_decide_batch"
-#define DECIDE_PARAMETERS 10
+#define DECIDE_PARAMETERS 9
 static const char decide_sql[] =
+	/* With each signal, the decisions made before the database: in its row, not a row each. */
 	"WITH incoming AS ("
-	"  INSERT INTO signals (signal_id, body, source, signal_type, kafka_partition, kafka_offset)"
+	"  INSERT INTO signals (signal_id, body, source, signal_type, kafka_partition, kafka_offset, skips)"
 	"  SELECT s->>'signal_id', s->'body', s->>'source', s->>'signal_type',"
-	"         (s->>'partition')::integer, (s->>'offset')::bigint"
+	"         (s->>'partition')::integer, (s->>'offset')::bigint, s->'skips'"
 	"  FROM jsonb_array_elements($1::jsonb) s"
 	"  ON CONFLICT (signal_id) DO NOTHING RETURNING signal_id),"
 	/* A signal already recorded was decided before (a replay): it claims nothing again. */
@@ -36,7 +37,7 @@ static const char decide_sql[] =
 	"                    WHERE x IN (SELECT signal_id FROM incoming)) AS fresh_ids"
 	"  FROM (SELECT (u.place - 1)::integer AS index, u.execution_id, u.task_id, u.pipeline_id, u.claim_key,"
 	"               u.signal_ids::text[] AS signal_ids, u.tickers::text[] AS tickers"
-	"        FROM unnest($2::uuid[], $6::text[], $7::uuid[], $8::text[], $9::text[], $10::text[])"
+	"        FROM unnest($2::uuid[], $5::text[], $6::uuid[], $7::text[], $8::text[], $9::text[])"
 	"             WITH ORDINALITY AS u(execution_id, task_id, pipeline_id, claim_key, signal_ids, tickers, place)) c),"
 	" candidate AS ("
 	"  SELECT f.index AS claim_index, cardinality(f.signal_ids) AS given_count, f.execution_id, f.task_id,"
@@ -55,7 +56,7 @@ static const char decide_sql[] =
 	"  WHERE cardinality(f.fresh_ids) > 0),"
 	" claimed AS ("
 	"  INSERT INTO executions (id, pipeline_id, status, signal_ids, task_id, claim_key, dispatch_round)"
-	"  SELECT execution_id, pipeline_id, 'PENDING', signal_ids, task_id, claim_key, $5::uuid"
+	"  SELECT execution_id, pipeline_id, 'PENDING', signal_ids, task_id, claim_key, $4::uuid"
 	"  FROM candidate WHERE refusal IS NULL"
 	"  ON CONFLICT (pipeline_id, claim_key) WHERE status IN ('PENDING', 'RUNNING', 'HOLDING')"
 	"  DO NOTHING RETURNING id, pipeline_id),"
@@ -68,15 +69,11 @@ static const char decide_sql[] =
 	"         CASE WHEN cl.id IS NULL THEN coalesce(c.refusal, 'already_running') END AS reason"
 	"  FROM candidate c LEFT JOIN claimed cl ON cl.id = c.execution_id),"
 	" decided AS ("
-	"  INSERT INTO signal_decisions (signal_id, pipeline_id, decision, reason, execution_id, task_id, tickers)"
+	"  INSERT INTO signal_decision_rows (signal_id, pipeline_id, decision, reason, execution_id, task_id, tickers)"
 	"  SELECT sid, o.pipeline_id, CASE WHEN o.was_claimed THEN 'claimed' ELSE 'skipped' END, o.reason,"
 	"         CASE WHEN o.was_claimed THEN o.execution_id END, CASE WHEN o.was_claimed THEN o.task_id END,"
 	"         o.tickers"
-	"  FROM outcome o, unnest(o.signal_ids) AS sid"
-	"  UNION ALL"
-	"  SELECT k->>'signal_id', (k->>'pipeline_id')::uuid, 'skipped', k->>'reason', NULL, NULL,"
-	"         ARRAY(SELECT jsonb_array_elements_text(k->'tickers'))"
-	"  FROM jsonb_array_elements($3::jsonb) k WHERE k->>'signal_id' IN (SELECT signal_id FROM incoming)),"
+	"  FROM outcome o, unnest(o.signal_ids) AS sid),"
 	" audited AS ("
 	"  INSERT INTO audit_log (signal_ids, pipeline_id, user_id, decision, reason, execution_id)"
 	"  SELECT o.signal_ids, o.pipeline_id, o.user_id,"
@@ -88,7 +85,7 @@ static const char decide_sql[] =
 	/* The outbox records of the previous rounds' pushes ride along: one row per round, no query of their own. */
 	" pushed AS ("
 	"  INSERT INTO dispatch_rounds_pushed (round_id)"
-	"  SELECT (x #>> '{}')::uuid FROM jsonb_array_elements($4::jsonb) x ON CONFLICT DO NOTHING)"
+	"  SELECT (x #>> '{}')::uuid FROM jsonb_array_elements($3::jsonb) x ON CONFLICT DO NOTHING)"
 	" SELECT claim_index, was_claimed, reason, cardinality(signal_ids),"
 	"        CASE WHEN cardinality(signal_ids) <> given_count THEN to_jsonb(signal_ids)::text END"
 	" FROM outcome";
@@ -98,7 +95,32 @@ int execution_store_prepare_decide(PGconn *conn, char *err, size_t errsize)
 	return db_prepare(conn, DECIDE_STATEMENT, decide_sql, DECIDE_PARAMETERS, err, errsize);
 }
 
-/* $1: the signals as the statement reads them, [{signal_id, body, source, signal_type, partition, offset}]. */
+/* A signal's skips as its row keeps them: [{pipeline_id or null, reason, tickers}]. */
+static void write_skips(struct text_buffer *text, const json_t *skips)
+{
+	text_buffer_puts(text, "[");
+	size_t index;
+	const json_t *skip;
+	json_array_foreach(skips, index, skip) {
+		const char *pipeline_id = json_string_value(json_object_get(skip, "pipeline_id"));
+		const char *reason = json_string_value(json_object_get(skip, "reason"));
+		if (pipeline_id != NULL)
+			text_buffer_json_member(text, index > 0 ? ",{\"pipeline_id\":" : "{\"pipeline_id\":", pipeline_id);
+		else
+			text_buffer_puts(text, index > 0 ? ",{\"pipeline_id\":null" : "{\"pipeline_id\":null");
+		text_buffer_json_member(text, ",\"reason\":", reason != NULL ? reason : "");
+		text_buffer_puts(text, ",\"tickers\":[");
+		size_t place;
+		const json_t *ticker;
+		json_array_foreach(json_object_get(skip, "tickers"), place, ticker)
+			text_buffer_json_member(text, place > 0 ? "," : "",
+						json_is_string(ticker) ? json_string_value(ticker) : "");
+		text_buffer_puts(text, "]}");
+	}
+	text_buffer_puts(text, "]");
+}
+
+/* $1: the signals as the statement reads them, [{signal_id, body, source, signal_type, partition, offset, skips}]. */
 static void write_signal_records(struct text_buffer *text, const struct decided_signal *signals, size_t count)
 {
 	text_buffer_puts(text, "[");
@@ -109,13 +131,15 @@ static void write_signal_records(struct text_buffer *text, const struct decided_
 		signal_write_json(signal, text);
 		text_buffer_json_member(text, ",\"source\":", signal->source);
 		text_buffer_json_member(text, ",\"signal_type\":", signal->signal_type);
-		text_buffer_printf(text, ",\"partition\":%d,\"offset\":%lld}", (int)signals[i].partition,
+		text_buffer_printf(text, ",\"partition\":%d,\"offset\":%lld,\"skips\":", (int)signals[i].partition,
 				   (long long)signals[i].offset);
+		write_skips(text, signals[i].skips);
+		text_buffer_puts(text, "}");
 	}
 	text_buffer_puts(text, "]");
 }
 
-/* The claims' columns, each a PostgreSQL array literal, in the order of $2 and $6-$10 of the decide statement. */
+/* The claims' columns, each a PostgreSQL array literal, in the order of $2 and $5-$9 of the decide statement. */
 enum claim_column {
 	CLAIM_EXECUTION_IDS,
 	CLAIM_TASK_IDS,
@@ -189,8 +213,8 @@ static void claim_columns_free(struct claim_columns *columns)
 }
 
 int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal *signals, size_t signal_count,
-				      struct execution_claim *claims, size_t count, const json_t *skips,
-				      const char *round_id, const json_t *pushed_rounds, char *err, size_t errsize)
+				      struct execution_claim *claims, size_t count, const char *round_id,
+				      const json_t *pushed_rounds, char *err, size_t errsize)
 {
 	for (size_t i = 0; i < count; i++) {
 		ids_time_ordered_uuid(claims[i].execution_id);
@@ -202,18 +226,16 @@ int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal 
 	struct claim_columns columns = { 0 };
 	write_signal_records(&signals_text, signals, signal_count);
 	write_claim_columns(&columns, claims, count);
-	char *skips_text = json_dumps(skips, JSON_COMPACT);
 	json_t *no_rounds = json_array();
 	char *pushed_text = json_dumps(pushed_rounds != NULL ? pushed_rounds : no_rounds, JSON_COMPACT);
 	json_decref(no_rounds);
 	int sent = -1;
-	if (signals_text.failed || claim_columns_failed(&columns) || skips_text == NULL || pushed_text == NULL) {
+	if (signals_text.failed || claim_columns_failed(&columns) || pushed_text == NULL) {
 		snprintf(err, errsize, "out of memory writing the batch's statement");
 	} else {
 		const struct text_buffer *column = columns.column;
 		const char *values[DECIDE_PARAMETERS] = { signals_text.data,
 							  column[CLAIM_EXECUTION_IDS].data,
-							  skips_text,
 							  pushed_text,
 							  round_id,
 							  column[CLAIM_TASK_IDS].data,
@@ -225,7 +247,6 @@ int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal 
 	}
 	free(signals_text.data);
 	claim_columns_free(&columns);
-	free(skips_text);
 	free(pushed_text);
 	return sent;
 }
@@ -307,7 +328,7 @@ json_t *execution_store_list(PGconn *conn, const char *pipeline_id, const char *
 			     "WHERE ($1::uuid IS NULL OR e.pipeline_id = $1::uuid)"
 			     "   AND ($2::text IS NULL OR e.status = $2)"
 			     /* Through the decision records (indexed by signal), not a scan of signal_ids. */
-			     "   AND ($4::text IS NULL OR e.id IN (SELECT d.execution_id FROM signal_decisions d"
+			     "   AND ($4::text IS NULL OR e.id IN (SELECT d.execution_id FROM signal_decision_rows d"
 			     "        WHERE d.signal_id = $4::text AND d.execution_id IS NOT NULL))"
 			     " ORDER BY e.created_at DESC, e.id LIMIT $3::integer",
 			     4, values, err, errsize);

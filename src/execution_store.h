@@ -25,6 +25,7 @@ struct decided_signal {
 	const struct signal *signal;
 	int32_t partition;
 	int64_t offset;
+	const json_t *skips; /* decided before the database: [{pipeline_id or null, reason, tickers}]; NULL none */
 };
 
 /* One pipeline the dispatcher wants to start, and the signals that woke it. */
@@ -49,10 +50,11 @@ struct execution_claim {
  *   credits left (no_budget), or it triggered within its config's
  *   cooldown_seconds (cooldown); else claims it unless it already has a
  *   live execution (already_running);
- * - writes one decision per (signal, pipeline) to signal_decisions, plus
- *   the decisions made before the database (`skips`: a JSON array of
- *   {signal_id, pipeline_id or null, reason, tickers}), and one audit_log
- *   row per claim and per refusal other than already_running.
+ * - writes one decision per (signal, pipeline) claimed or refused to
+ *   signal_decision_rows; the decisions made before the database (each
+ *   signal's `skips`) go into the signal's own row; the view
+ *   signal_decisions shows both. One audit_log row per claim and per
+ *   refusal other than already_running.
  * A signal already in `signals` was decided by an earlier delivery of the
  * same message (a batch replayed after a crash): it is neither claimed nor
  * recorded again, so a replay never starts a second run; a claim that held
@@ -75,8 +77,8 @@ struct execution_claim {
  */
 int execution_store_prepare_decide(PGconn *conn, char *err, size_t errsize);
 int execution_store_decide_batch_send(PGconn *conn, const struct decided_signal *signals, size_t signal_count,
-				      struct execution_claim *claims, size_t count, const json_t *skips,
-				      const char *round_id, const json_t *pushed_rounds, char *err, size_t errsize);
+				      struct execution_claim *claims, size_t count, const char *round_id,
+				      const json_t *pushed_rounds, char *err, size_t errsize);
 int execution_store_decide_batch_receive(PGconn *conn, struct execution_claim *claims, size_t count,
 					 char *err, size_t errsize);
 

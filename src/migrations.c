@@ -214,6 +214,25 @@ static const struct migration migrations[] = {
 	  " BEGIN PERFORM pg_notify('sigtrig_runs_ended', '*'); RETURN NULL; END $$;"
 	  "CREATE TRIGGER executions_truncated AFTER TRUNCATE ON executions"
 	  "  FOR EACH STATEMENT EXECUTE FUNCTION sigtrig_notify_runs_truncated();" },
+	{ 10, "decisions made before the database kept in the signal's row",
+	  /* A signal skipped before the database (no pipeline watches it, its
+	   * source's rate limit, a pipeline's filters, a run the dispatcher
+	   * knows live) cost a row of its own per pipeline: under load, most of
+	   * a round's rows. They are now a JSON array in the signal's own row,
+	   * [{pipeline_id or null, reason, tickers}], written with it. The
+	   * decisions PostgreSQL makes (claims, refusals) keep their rows, in
+	   * signal_decision_rows; the view signal_decisions shows both, as the
+	   * table of that name did. */
+	  "ALTER TABLE signals ADD COLUMN skips jsonb NOT NULL DEFAULT '[]';"
+	  "ALTER TABLE signal_decisions RENAME TO signal_decision_rows;"
+	  "ALTER INDEX signal_decisions_by_signal RENAME TO signal_decision_rows_by_signal;"
+	  "CREATE VIEW signal_decisions AS"
+	  "  SELECT id, signal_id, pipeline_id, decision, reason, execution_id, task_id, tickers, decided_at"
+	  "  FROM signal_decision_rows"
+	  "  UNION ALL"
+	  "  SELECT NULL::bigint, s.signal_id, (k->>'pipeline_id')::uuid, 'skipped', k->>'reason', NULL::uuid,"
+	  "         NULL::text, ARRAY(SELECT jsonb_array_elements_text(k->'tickers')), s.consumed_at"
+	  "  FROM signals s CROSS JOIN LATERAL jsonb_array_elements(s.skips) k;" },
 };
 
 const struct migration *migrations_list(size_t *count)

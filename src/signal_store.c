@@ -25,7 +25,7 @@ json_t *signal_store_show(PGconn *conn, const char *signal_id, char *err, size_t
 					  " p.name AS pipeline_name, d.execution_id, d.task_id,"
 					  " to_jsonb(d.tickers) AS tickers"
 					  " FROM signal_decisions d LEFT JOIN pipelines p ON p.id = d.pipeline_id"
-					  " WHERE d.signal_id = $1 ORDER BY d.id",
+					  " WHERE d.signal_id = $1 ORDER BY d.id NULLS LAST, d.pipeline_id NULLS FIRST",
 					  1, values, err, errsize);
 	json_t *executions = decisions != NULL
 				     ? execution_store_list(conn, NULL, NULL, signal_id, 1000, err, errsize)

@@ -487,12 +487,32 @@ START_TEST(test_a_run_found_live_is_remembered_until_its_end_is_announced)
 	}
 	/* The gauge is set four times a second. */
 	ck_assert_int_ge(wait_for_counter_above("dispatcher_live_runs_known", 0), 1);
+	/* A skip made before the database is kept in the signal's own row, no row of its own, and shown. */
+	char *signal_id = harness_inject_one("MEMA");
+	ck_assert(harness_wait_for_value("SELECT skips->0->>'reason' FROM signals WHERE signal_id = $1", signal_id,
+					 "already_running", ROUTING_TIMEOUT_MS));
+	char *rows = harness_query_value(db, "SELECT count(*) FROM signal_decision_rows WHERE signal_id = $1", signal_id);
+	ck_assert_str_eq(rows, "0");
+	free(rows);
+	char args[128];
+	snprintf(args, sizeof args, "signals show --json %s", signal_id);
+	int status;
+	json_t *shown = harness_sigtrig_json(args, &status);
+	ck_assert_int_eq(status, 0);
+	const json_t *decision = json_array_get(json_object_get(shown, "decisions"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(decision, "decision")), "skipped");
+	ck_assert_str_eq(json_string_value(json_object_get(decision, "reason")), "already_running");
+	ck_assert_str_eq(json_string_value(json_object_get(decision, "pipeline_id")), pipeline);
+	ck_assert_str_eq(json_string_value(json_object_get(decision, "pipeline_name")), "remembered");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(decision, "tickers"), 0)), "MEMA");
+	json_decref(shown);
+	free(signal_id);
 	/* Ended by hand in SQL, as an operator might: the next signal starts a run at once. */
 	end_held_runs(db, pipeline);
 	reason = decide_one(db, "MEMA");
 	ck_assert_msg(strcmp(reason, "") == 0, "a signal after the run ended was skipped: %s", reason);
 	free(reason);
-	ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory + 2);
+	ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory + 3);
 	PQfinish(db);
 	free(pipeline);
 }
