@@ -88,8 +88,10 @@ static void listen_connect(void)
 	dispatcher.listen_db = db_connect(dispatcher.daemon->config.postgres_url, err, sizeof err);
 	if (dispatcher.listen_db == NULL)
 		return;
+	/* The ends of runs only for a memory of them: each is a notification to read. */
 	static const char *const channels[] = { "LISTEN sigtrig_pipelines", "LISTEN " LIVE_RUNS_CHANNEL };
-	for (size_t i = 0; i < sizeof channels / sizeof channels[0]; i++) {
+	size_t channel_count = dispatcher.live_runs != NULL ? 2 : 1;
+	for (size_t i = 0; i < channel_count; i++) {
 		PGresult *listen = db_query(dispatcher.listen_db, channels[i], 0, NULL, err, sizeof err);
 		if (listen == NULL) {
 			log_msg(LOG_WARN, "dispatcher_listen_failed", "%s", err);
@@ -404,14 +406,23 @@ static void dispatcher_measure_lag(void)
 	metrics_set(METRIC_kafka_consumer_lag, lag + (int64_t)dispatcher.ledger_count);
 }
 
-/* Which bounds of the task queue the last look found reached, "" for none: "depth", "age" or "depth,age". */
+/*
+ * Which bounds of the task queue the last look found reached, "" for
+ * none: "depth", "age" or "depth,age". While paused (`half`), the depth
+ * counts as reached until it is down to half of its bound.
+ */
 static const char *queue_bounds_reached(const struct config *config, long long depth, int64_t age_ms,
 					bool half)
 {
 	long depth_bound = config->dispatcher_backpressure_queue_depth;
 	long age_bound = config->dispatcher_backpressure_queue_age_ms;
 	bool deep = depth_bound > 0 && depth >= (half ? depth_bound / 2 + 1 : depth_bound);
-	bool old = age_bound > 0 && age_ms >= (half ? age_bound / 2 + 1 : age_bound);
+	/*
+	 * No half for the age: while the intake is paused no task joins the
+	 * queue and every waiting one keeps ageing, so "down to half" would
+	 * only come when the queue is empty.
+	 */
+	bool old = age_bound > 0 && age_ms >= age_bound;
 	return deep && old ? "depth,age" : deep ? "depth" : old ? "age" : "";
 }
 

@@ -720,6 +720,37 @@ START_TEST(test_backpressure_pauses_the_intake_until_the_queue_drains)
 }
 END_TEST
 
+/*
+ * Replaces the queue's oldest task by a copy whose delivery tag, a time-
+ * ordered (version 7) UUID, says it was sent `age_ms` ago: its first 48
+ * bits are the sending time in Unix milliseconds.
+ */
+static void queue_task_sent_ms_ago(redisContext *redis, int64_t age_ms)
+{
+	redisReply *reply = redisCommand(redis, "LINDEX %s -1", harness.config.redis_queue);
+	ck_assert(reply != NULL && reply->type == REDIS_REPLY_STRING);
+	char *task = strdup(reply->str);
+	freeReplyObject(reply);
+	char *tag = strstr(task, "\"delivery_tag\":");
+	ck_assert_ptr_nonnull(tag);
+	tag = strchr(tag + strlen("\"delivery_tag\":"), '"');
+	ck_assert_ptr_nonnull(tag);
+	tag++;
+	uint64_t sent_ms = (uint64_t)(time_now_seconds() * 1000) - (uint64_t)age_ms;
+	char hex[16];
+	snprintf(hex, sizeof hex, "%012llx", (unsigned long long)sent_ms);
+	memcpy(tag, hex, 8);       /* xxxxxxxx-xxxx-7... */
+	memcpy(tag + 9, hex + 8, 4);
+	/* In one transaction: a look at the queue in between would find it empty. */
+	freeReplyObject(redisCommand(redis, "MULTI"));
+	freeReplyObject(redisCommand(redis, "RPOP %s", harness.config.redis_queue));
+	freeReplyObject(redisCommand(redis, "RPUSH %s %s", harness.config.redis_queue, task));
+	reply = redisCommand(redis, "EXEC");
+	ck_assert(reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2);
+	freeReplyObject(reply);
+	free(task);
+}
+
 START_TEST(test_backpressure_pauses_the_intake_while_the_oldest_task_is_too_old)
 {
 	/* No bound on the depth now: one task waiting 1.5 s is too old. Still no worker. */
@@ -748,10 +779,16 @@ START_TEST(test_backpressure_pauses_the_intake_while_the_oldest_task_is_too_old)
 	/* Paused: a signal for the other pipeline waits in Kafka, undecided. */
 	PGconn *db = harness_db();
 	char *second = inject_while_paused(db, "AGE2");
-	/* The workers catch up: the old task is taken, the intake resumes. */
-	freeReplyObject(redisCommand(redis, "RPOP %s", harness.config.redis_queue));
+	/*
+	 * The workers catch up: the old task is taken, and the next one waiting
+	 * was sent 800 ms ago, older than half the bound but under it. The
+	 * intake resumes: paused, the queue only ages, so waiting for half
+	 * would wait for an empty queue.
+	 */
+	queue_task_sent_ms_ago(redis, 800);
 	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", second,
-					 "claimed", ROUTING_TIMEOUT_MS));
+					 "claimed", 1500));
+	freeReplyObject(redisCommand(redis, "DEL %s", harness.config.redis_queue));
 	redisFree(redis);
 	PQfinish(db);
 	free(second);
