@@ -296,6 +296,13 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Said where the daemon's log goes: a repeated key is legal, but an edit may not have done what was meant. */
+	for (const char *line = daemon.config.load_warnings; line != NULL && *line != '\0';) {
+		const char *end = strchr(line, '\n');
+		int length = end != NULL ? (int)(end - line) : (int)strlen(line);
+		log_msg(LOG_WARN, "config_key_repeated", "%.*s", length, line);
+		line += length + (end != NULL);
+	}
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		report_ready(ready_fd, "cannot create the wake-up pipe");
 		return 1;

@@ -128,6 +128,7 @@ void config_free(struct config *config)
 		free(config->kafka_properties[i].value);
 	}
 	free(config->kafka_properties);
+	free(config->load_warnings);
 	memset(config, 0, sizeof *config);
 }
 
@@ -191,8 +192,26 @@ static char *trim(char *text)
 	return text;
 }
 
+/* Appends one line to config->load_warnings; a warning lost to a full memory is only a warning. */
+static void add_load_warning(struct config *config, const char *path, int line, const char *key, int first_line)
+{
+	char warning[512];
+	int length = snprintf(warning, sizeof warning, "%s:%d: %s is set again (first at line %d); this value counts\n",
+			      path, line, key, first_line);
+	if (length < 0)
+		return;
+	size_t had = config->load_warnings != NULL ? strlen(config->load_warnings) : 0;
+	char *grown = realloc(config->load_warnings, had + strlen(warning) + 1);
+	if (grown == NULL)
+		return;
+	memcpy(grown + had, warning, strlen(warning) + 1);
+	config->load_warnings = grown;
+}
+
 int config_load_file(struct config *config, const char *path, char *err, size_t errsize)
 {
+	/* Where each key was last set in this file: a second setting is legal, and worth a warning. */
+	int set_at[KEY_COUNT] = { 0 };
 	FILE *file = fopen(path, "r");
 	if (file == NULL) {
 		snprintf(err, errsize, "%s: %s", path, strerror(errno));
@@ -225,6 +244,12 @@ int config_load_file(struct config *config, const char *path, char *err, size_t 
 			snprintf(err, errsize, "%s:%d: %s", path, line_number, reason);
 			status = -1;
 			break;
+		}
+		int index = key_index(key);
+		if (index >= 0) {
+			if (set_at[index] > 0)
+				add_load_warning(config, path, line_number, key, set_at[index]);
+			set_at[index] = line_number;
 		}
 	}
 	fclose(file);

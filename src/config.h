@@ -29,6 +29,11 @@ struct config {
 #undef CONFIG_KEY
 	struct config_passthrough *kafka_properties;
 	size_t kafka_property_count;
+	/*
+	 * What config_load_file() found worth a warning, one line each ending
+	 * in '\n' (a key set twice: the last one counts); NULL when nothing.
+	 */
+	char *load_warnings;
 };
 
 enum config_type { CONFIG_STRING, CONFIG_INT, CONFIG_DOUBLE, CONFIG_BOOL };

@@ -219,8 +219,22 @@ START_TEST(test_later_line_overrides_earlier_one)
 {
 	struct config config;
 	char err[512] = "";
-	ck_assert_int_eq(load_text(&config, "redis.queue = a\nredis.queue = b\n", err, sizeof err, NULL), 0);
+	char *path;
+	ck_assert_int_eq(load_text(&config, "redis.queue = a\nworker.concurrency = 3\nredis.queue = b\n", err, sizeof err,
+				   &path),
+			 0);
 	ck_assert_str_eq(config.redis_queue, "b");
+	/* Legal, and said: the file and both lines, once. */
+	char expected[600];
+	snprintf(expected, sizeof expected, "%s:3: redis.queue is set again (first at line 1); this value counts\n",
+		 path);
+	ck_assert_ptr_nonnull(config.load_warnings);
+	ck_assert_str_eq(config.load_warnings, expected);
+	config_free(&config);
+	remove_temp_config(path);
+	/* A file that sets each key once has nothing to say. */
+	ck_assert_int_eq(load_text(&config, "redis.queue = a\nworker.concurrency = 3\n", err, sizeof err, NULL), 0);
+	ck_assert_ptr_null(config.load_warnings);
 	config_free(&config);
 }
 END_TEST
