@@ -338,13 +338,19 @@ static void ledger_drop_front(size_t entries, size_t signals)
 	for (size_t s = 0; s < signals; s++)
 		signal_free(&dispatcher.signals[s]);
 	dispatcher.ledger_count -= entries;
-	memmove(dispatcher.ledger, dispatcher.ledger + entries, dispatcher.ledger_count * sizeof *dispatcher.ledger);
 	dispatcher.signal_count -= signals;
-	memmove(dispatcher.signals, dispatcher.signals + signals, dispatcher.signal_count * sizeof *dispatcher.signals);
-	memmove(dispatcher.signal_limited, dispatcher.signal_limited + signals,
-		dispatcher.signal_count * sizeof *dispatcher.signal_limited);
-	memmove(dispatcher.signal_consumed_at, dispatcher.signal_consumed_at + signals,
-		dispatcher.signal_count * sizeof *dispatcher.signal_consumed_at);
+	/* Nothing left, nothing to move: the arrays may never have been allocated (memmove of NULL is undefined). */
+	if (dispatcher.ledger_count > 0)
+		memmove(dispatcher.ledger, dispatcher.ledger + entries,
+			dispatcher.ledger_count * sizeof *dispatcher.ledger);
+	if (dispatcher.signal_count > 0) {
+		memmove(dispatcher.signals, dispatcher.signals + signals,
+			dispatcher.signal_count * sizeof *dispatcher.signals);
+		memmove(dispatcher.signal_limited, dispatcher.signal_limited + signals,
+			dispatcher.signal_count * sizeof *dispatcher.signal_limited);
+		memmove(dispatcher.signal_consumed_at, dispatcher.signal_consumed_at + signals,
+			dispatcher.signal_count * sizeof *dispatcher.signal_consumed_at);
+	}
 	for (size_t e = 0; e < dispatcher.ledger_count; e++)
 		if (dispatcher.ledger[e].signal >= 0)
 			dispatcher.ledger[e].signal -= (long)signals;

@@ -781,14 +781,21 @@ START_TEST(test_backpressure_pauses_the_intake_while_the_oldest_task_is_too_old)
 	char *second = inject_while_paused(db, "AGE2");
 	/*
 	 * The workers catch up: the old task is taken, and the next one waiting
-	 * was sent 800 ms ago, older than half the bound but under it. The
+	 * was sent 760 ms ago, older than half the bound but under it. The
 	 * intake resumes: paused, the queue only ages, so waiting for half
-	 * would wait for an empty queue.
+	 * would wait for an empty queue. Looked at before that task is 1.5 s
+	 * old and pauses the intake again (the queue is looked at four times
+	 * a second).
 	 */
-	queue_task_sent_ms_ago(redis, 800);
-	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", second,
-					 "claimed", 1500));
+	queue_task_sent_ms_ago(redis, 760);
+	int64_t swapped_ms = time_monotonic_ms();
+	bool paused;
+	while ((paused = dispatcher_backpressure()) && time_monotonic_ms() - swapped_ms < 650)
+		usleep(20 * 1000);
+	ck_assert_msg(!paused, "still paused with the oldest task under the bound");
 	freeReplyObject(redisCommand(redis, "DEL %s", harness.config.redis_queue));
+	ck_assert(harness_wait_for_value("SELECT decision FROM signal_decisions WHERE signal_id = $1", second,
+					 "claimed", ROUTING_TIMEOUT_MS));
 	redisFree(redis);
 	PQfinish(db);
 	free(second);
