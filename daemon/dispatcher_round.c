@@ -57,25 +57,15 @@ static void trace_claim_outcome(const struct pipeline *pipeline, const struct ex
 	}
 }
 
-static void write_string_array(struct text_buffer *lines, const char *before, const json_t *strings)
-{
-	text_buffer_puts(lines, before);
-	size_t index;
-	const json_t *text;
-	json_array_foreach(strings, index, text)
-		text_buffer_json_member(lines, index == 0 ? "[" : ",", json_is_string(text) ? json_string_value(text) : "");
-	text_buffer_puts(lines, json_array_size(strings) == 0 ? "[]" : "]");
-}
-
 /* The claim's signal_matched_to_pipeline line, as log_event() would write it. */
 static void log_claim_line(struct text_buffer *lines, const struct pipeline *pipeline,
 			   const struct execution_claim *claim)
 {
 	log_line_open(lines, LOG_INFO, "signal_matched_to_pipeline");
-	write_string_array(lines, ",\"signal_ids\":", claim->signal_ids);
+	text_buffer_json_string_array(lines, ",\"signal_ids\":", claim->signal_ids);
 	text_buffer_json_member(lines, ",\"pipeline_id\":", pipeline->id);
 	text_buffer_json_member(lines, ",\"execution_id\":", claim->execution_id);
-	write_string_array(lines, ",\"matched_tickers\":", claim->tickers);
+	text_buffer_json_string_array(lines, ",\"matched_tickers\":", claim->tickers);
 	log_line_close(lines);
 }
 

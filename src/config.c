@@ -200,11 +200,12 @@ static void add_load_warning(struct config *config, const char *path, int line, 
 			      path, line, key, first_line);
 	if (length < 0)
 		return;
+	size_t added = strlen(warning); /* `length` is what a longer path would have needed */
 	size_t had = config->load_warnings != NULL ? strlen(config->load_warnings) : 0;
-	char *grown = realloc(config->load_warnings, had + strlen(warning) + 1);
+	char *grown = realloc(config->load_warnings, had + added + 1);
 	if (grown == NULL)
 		return;
-	memcpy(grown + had, warning, strlen(warning) + 1);
+	memcpy(grown + had, warning, added + 1);
 	config->load_warnings = grown;
 }
 

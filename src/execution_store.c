@@ -109,13 +109,8 @@ static void write_skips(struct text_buffer *text, const json_t *skips)
 		else
 			text_buffer_puts(text, index > 0 ? ",{\"pipeline_id\":null" : "{\"pipeline_id\":null");
 		text_buffer_json_member(text, ",\"reason\":", reason != NULL ? reason : "");
-		text_buffer_puts(text, ",\"tickers\":[");
-		size_t place;
-		const json_t *ticker;
-		json_array_foreach(json_object_get(skip, "tickers"), place, ticker)
-			text_buffer_json_member(text, place > 0 ? "," : "",
-						json_is_string(ticker) ? json_string_value(ticker) : "");
-		text_buffer_puts(text, "]}");
+		text_buffer_json_string_array(text, ",\"tickers\":", json_object_get(skip, "tickers"));
+		text_buffer_puts(text, "}");
 	}
 	text_buffer_puts(text, "]");
 }

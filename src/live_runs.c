@@ -117,15 +117,11 @@ static void maybe_grow(struct live_runs *runs)
 	runs->bucket_count = count;
 }
 
-/* The key's entry, added (not live, no end) when it has none; NULL out of memory. */
-static struct live_run *find_or_add(struct live_runs *runs, const char *pipeline_id, const char *claim_key)
+/* A new entry for the key (not live, no end), which has none; NULL out of memory. */
+static struct live_run *add(struct live_runs *runs, const char *pipeline_id, const char *claim_key, uint64_t hash)
 {
-	uint64_t hash = key_hash(pipeline_id, claim_key);
-	struct live_run *run = find(runs, pipeline_id, claim_key, hash);
-	if (run != NULL)
-		return run;
 	size_t id_length = strlen(pipeline_id), key_length = strlen(claim_key);
-	run = malloc(sizeof *run + id_length + 1 + key_length + 1);
+	struct live_run *run = malloc(sizeof *run + id_length + 1 + key_length + 1);
 	if (run == NULL)
 		return NULL;
 	run->hash = hash;
@@ -148,10 +144,12 @@ void live_runs_note_live(struct live_runs *runs, const char *pipeline_id, const 
 	/* Something ended since the round was sent: what it saw may be gone. */
 	if (runs->forgotten_sequence > sent_sequence)
 		return;
-	const struct live_run *known = find(runs, pipeline_id, claim_key, key_hash(pipeline_id, claim_key));
-	if (known != NULL && known->ended_sequence > sent_sequence)
+	uint64_t hash = key_hash(pipeline_id, claim_key);
+	struct live_run *run = find(runs, pipeline_id, claim_key, hash);
+	if (run != NULL && run->ended_sequence > sent_sequence)
 		return;
-	struct live_run *run = find_or_add(runs, pipeline_id, claim_key);
+	if (run == NULL)
+		run = add(runs, pipeline_id, claim_key, hash);
 	if (run != NULL)
 		run->live_since_ms = now_ms;
 }
@@ -159,7 +157,10 @@ void live_runs_note_live(struct live_runs *runs, const char *pipeline_id, const 
 void live_runs_note_ended(struct live_runs *runs, const char *pipeline_id, const char *claim_key)
 {
 	runs->sequence++;
-	struct live_run *run = find_or_add(runs, pipeline_id, claim_key);
+	uint64_t hash = key_hash(pipeline_id, claim_key);
+	struct live_run *run = find(runs, pipeline_id, claim_key, hash);
+	if (run == NULL)
+		run = add(runs, pipeline_id, claim_key, hash);
 	if (run == NULL) {
 		/* Nowhere to keep the end: forgetting everything is the only safe answer. */
 		live_runs_forget_all(runs);

@@ -97,6 +97,16 @@ void text_buffer_json_member(struct text_buffer *buffer, const char *before, con
 	text_buffer_json_string(buffer, text);
 }
 
+void text_buffer_json_string_array(struct text_buffer *buffer, const char *before, const json_t *strings)
+{
+	text_buffer_puts(buffer, before);
+	size_t index;
+	const json_t *text;
+	json_array_foreach(strings, index, text)
+		text_buffer_json_member(buffer, index == 0 ? "[" : ",", json_is_string(text) ? json_string_value(text) : "");
+	text_buffer_puts(buffer, json_array_size(strings) == 0 ? "[]" : "]");
+}
+
 static int append_dumped(const char *text, size_t length, void *data)
 {
 	struct text_buffer *buffer = data;

@@ -29,6 +29,13 @@ void text_buffer_truncate(struct text_buffer *buffer, size_t length);
 void text_buffer_json_string(struct text_buffer *buffer, const char *text);
 /* `before` as it is, then `text` as a JSON string: one member of an object being written. */
 void text_buffer_json_member(struct text_buffer *buffer, const char *before, const char *text);
+/*
+ * `before` as it is, then the JSON array `strings` written by hand,
+ * compact, each element as text_buffer_json_string() writes it (so byte
+ * for byte json_dumps(JSON_COMPACT)'s but for control characters, written
+ * \u00XX); an element that is not a string is written "".
+ */
+void text_buffer_json_string_array(struct text_buffer *buffer, const char *before, const json_t *strings);
 /* A JSON value in compact form, as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes it. */
 void text_buffer_json_value(struct text_buffer *buffer, const json_t *value);
 /*

@@ -462,6 +462,15 @@ static char *decide_one(PGconn *db, const char *ticker)
 	return reason;
 }
 
+/* Injects a signal for the ticker and asserts its decision: `expected` is the skip's reason, "" for a claim. */
+static void assert_decided(PGconn *db, const char *ticker, const char *expected)
+{
+	char *reason = decide_one(db, ticker);
+	ck_assert_msg(strcmp(reason, expected) == 0, "a signal for %s was decided '%s', not '%s' ('' is a claim)",
+		      ticker, reason, expected);
+	free(reason);
+}
+
 /*
  * The dispatcher remembers a run it found live and skips its pipeline's
  * next signals without asking PostgreSQL, each still recorded as
@@ -474,15 +483,11 @@ START_TEST(test_a_run_found_live_is_remembered_until_its_end_is_announced)
 	hold_a_run(db, pipeline);
 	/* The first signal asks PostgreSQL, which refuses: the run is remembered. */
 	json_int_t from_memory = counter("pipelines_skipped_from_memory_total");
-	char *reason = decide_one(db, "MEMA");
-	ck_assert_str_eq(reason, "already_running");
-	free(reason);
+	assert_decided(db, "MEMA", "already_running");
 	ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory);
 	/* The next ones are skipped from memory, and recorded all the same. */
 	for (int i = 1; i <= 2; i++) {
-		reason = decide_one(db, "MEMA");
-		ck_assert_str_eq(reason, "already_running");
-		free(reason);
+		assert_decided(db, "MEMA", "already_running");
 		ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory + i);
 	}
 	/* The gauge is set four times a second. */
@@ -509,9 +514,7 @@ START_TEST(test_a_run_found_live_is_remembered_until_its_end_is_announced)
 	free(signal_id);
 	/* Ended by hand in SQL, as an operator might: the next signal starts a run at once. */
 	end_held_runs(db, pipeline);
-	reason = decide_one(db, "MEMA");
-	ck_assert_msg(strcmp(reason, "") == 0, "a signal after the run ended was skipped: %s", reason);
-	free(reason);
+	assert_decided(db, "MEMA", "");
 	ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory + 3);
 	PQfinish(db);
 	free(pipeline);
@@ -529,15 +532,13 @@ START_TEST(test_a_remembered_run_is_asked_about_again_after_the_memory_limit)
 	char *pipeline = harness_add_pipeline("forgotten", "MEMB");
 	PGconn *db = harness_db();
 	hold_a_run(db, pipeline);
-	char *reason = decide_one(db, "MEMB");
-	ck_assert_str_eq(reason, "already_running");
-	free(reason);
+	assert_decided(db, "MEMB", "already_running");
 	execute(db, "ALTER TABLE executions DISABLE TRIGGER executions_run_ended", NULL);
 	end_held_runs(db, pipeline);
 	execute(db, "ALTER TABLE executions ENABLE TRIGGER executions_run_ended", NULL);
 	int64_t ended_ms = time_monotonic_ms();
 	json_int_t from_memory = counter("pipelines_skipped_from_memory_total");
-	reason = decide_one(db, "MEMB");
+	char *reason = decide_one(db, "MEMB");
 	/* Only when the dispatcher was slower than the limit would this be a claim: not on a working machine. */
 	if (time_monotonic_ms() - ended_ms < 2000) {
 		ck_assert_str_eq(reason, "already_running");
@@ -545,9 +546,8 @@ START_TEST(test_a_remembered_run_is_asked_about_again_after_the_memory_limit)
 	}
 	free(reason);
 	usleep(3100 * 1000);
-	reason = decide_one(db, "MEMB");
-	ck_assert_msg(strcmp(reason, "") == 0, "still skipped past the memory's limit: %s", reason);
-	free(reason);
+	/* Past the memory's limit: PostgreSQL is asked, and the pipeline is free. */
+	assert_decided(db, "MEMB", "");
 	PQfinish(db);
 	free(pipeline);
 }
@@ -561,11 +561,8 @@ START_TEST(test_no_memory_of_live_runs_when_it_is_off)
 	PGconn *db = harness_db();
 	hold_a_run(db, pipeline);
 	json_int_t from_memory = counter("pipelines_skipped_from_memory_total");
-	for (int i = 0; i < 3; i++) {
-		char *reason = decide_one(db, "MEMC");
-		ck_assert_str_eq(reason, "already_running");
-		free(reason);
-	}
+	for (int i = 0; i < 3; i++)
+		assert_decided(db, "MEMC", "already_running");
 	ck_assert_int_eq(counter("pipelines_skipped_from_memory_total"), from_memory);
 	end_held_runs(db, pipeline);
 	PQfinish(db);

@@ -75,6 +75,40 @@ START_TEST(test_json_values_are_written_compact)
 }
 END_TEST
 
+START_TEST(test_string_arrays_are_written_as_json_dumps_writes_them)
+{
+	json_t *cases[] = { json_pack("[]"), json_pack("[s]", "AAPL"), json_pack("[s, s]", "Q\"{\\,}", "") };
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct text_buffer buffer = { 0 };
+		text_buffer_json_string_array(&buffer, "x:", cases[i]);
+		char *expected = json_dumps(cases[i], JSON_COMPACT);
+		ck_assert(!buffer.failed);
+		ck_assert_str_eq(buffer.data + 2, expected);
+		ck_assert(strncmp(buffer.data, "x:", 2) == 0);
+		free(expected);
+		free(buffer.data);
+		json_decref(cases[i]);
+	}
+	/* Control characters are escaped as \u00XX: the same strings, read back. */
+	json_t *controls = json_pack("[s, s]", "\n\t", "a\001b");
+	struct text_buffer escaped = { 0 };
+	text_buffer_json_string_array(&escaped, "", controls);
+	json_t *read = json_loads(escaped.data, 0, NULL);
+	ck_assert(json_equal(read, controls));
+	ck_assert_str_eq(escaped.data, "[\"\\u000a\\u0009\",\"a\\u0001b\"]");
+	json_decref(read);
+	json_decref(controls);
+	free(escaped.data);
+	/* What is not a string is written as an empty one. */
+	json_t *mixed = json_pack("[s, i]", "A", 7);
+	struct text_buffer buffer = { 0 };
+	text_buffer_json_string_array(&buffer, "", mixed);
+	ck_assert_str_eq(buffer.data, "[\"A\",\"\"]");
+	free(buffer.data);
+	json_decref(mixed);
+}
+END_TEST
+
 START_TEST(test_pg_array_elements_are_quoted_with_quotes_and_backslashes_escaped)
 {
 	struct text_buffer buffer = { 0 };
@@ -120,6 +154,7 @@ int main(void)
 	tcase_add_test(text, test_printf_writes_long_text_whole);
 	tcase_add_test(text, test_json_strings_read_back_as_the_text);
 	tcase_add_test(text, test_json_values_are_written_compact);
+	tcase_add_test(text, test_string_arrays_are_written_as_json_dumps_writes_them);
 	tcase_add_test(text, test_pg_array_elements_are_quoted_with_quotes_and_backslashes_escaped);
 	tcase_add_test(text, test_db_text_array_literal_quotes_and_escapes_each_item);
 	suite_add_tcase(suite, text);
